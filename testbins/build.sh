@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Builds the Go test binaries klutch's test environment runs (kube-apiserver, kube-controller-manager,
+# kubectl, etcd, Dex) from the pinned wrapper modules beside this script, into a cache keyed by
+# component, version, Go version, platform and a hash of the inputs. Rebuilds only on a miss.
+#
+#   testbins/build.sh [COMPONENT...]        # default: k8s etcd dex
+#
+# Prints `KLUTCH_TESTBIN_DIR=<dir>` last; that directory holds links to every built binary.
+# Environment:
+#   KLUTCH_TESTBIN_CACHE  cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/klutch-testbin)
+#   KLUTCH_TESTBIN_DIR    where to link the binaries (default <repo>/target/testbin)
+# See docs/testenv.md for the recipe and what each step is for.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+die() { printf 'testbins/build.sh: %s\n' "$*" >&2; exit 1; }
+
+command -v go >/dev/null 2>&1 || die "no Go toolchain on PATH. Install Go 1.26 (Debian: golang-1.26, or your distribution's Go), or point KLUTCH_TESTBIN_DIR at prebuilt binaries (kube-apiserver, kube-controller-manager, kubectl, etcd, dex)."
+gover="$(go env GOVERSION)"
+case "$gover" in
+  go1.2[6-9]*|go1.[3-9]*) ;;
+  *) die "Go $gover is too old: the Kubernetes 1.36 modules need Go >= 1.26." ;;
+esac
+command -v flock >/dev/null 2>&1 || die "flock is missing (Debian package util-linux)."
+
+root="${KLUTCH_TESTBIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klutch-testbin}"
+bindir="${KLUTCH_TESTBIN_DIR:-$here/../target/testbin}"
+mkdir -p "$root" "$bindir"
+bindir="$(cd "$bindir" && pwd)"
+export GOMODCACHE="$root/gomod" GOCACHE="$root/gobuild"
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-trimpath -mod=readonly -buildvcs=false"
+
+declare -A VER=([k8s]=v1.36.3 [etcd]=v3.6.14 [dex]=v2.45.1)
+
+build_k8s() { # $1 = output dir
+  local v="${VER[k8s]}" minor ldf="-s -w" p
+  minor="$(echo "$v" | cut -d. -f2)"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ldf+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  (cd "$here/k8s" && go build -ldflags "$ldf" -o "$1/" \
+    k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kubectl)
+}
+build_etcd() {
+  (cd "$here/etcd" && go build -ldflags "-s -w" -o "$1/etcd" go.etcd.io/etcd/server/v3)
+}
+build_dex() {
+  (cd "$here/dex" && go build -ldflags "-s -w" -o "$1/dex" github.com/dexidp/dex/cmd/dex)
+}
+
+components=("$@")
+[[ ${#components[@]} -gt 0 ]] || components=(k8s etcd dex)
+
+for c in "${components[@]}"; do
+  [[ -n "${VER[$c]:-}" ]] || die "unknown component '$c' (known: ${!VER[*]})"
+  # the key hashes the module files and this component's build recipe, so a changed go.sum or
+  # changed flags under the same version miss the cache
+  h="$( { cat "$here/$c/go.mod" "$here/$c/go.sum"; declare -f "build_$c"; } | sha256sum | cut -c1-12)"
+  key="$c-${VER[$c]}-$gover-$(go env GOOS)_$(go env GOARCH)-$h"
+  dest="$root/$key"
+  exec 9>"$root/$key.lock"
+  flock 9 # one builder per key, also across concurrent CI jobs
+  if [[ -f "$dest/BUILD-INFO" ]]; then
+    printf 'testbins: %s: cached (%s)\n' "$c" "$dest" >&2
+  else
+    printf 'testbins: %s %s: building from Go modules (cold: minutes; see docs/testenv.md)...\n' "$c" "${VER[$c]}" >&2
+    tmp="$dest.partial.$$"
+    rm -rf "$tmp"; mkdir -p "$tmp"
+    start=$SECONDS
+    if ! "build_$c" "$tmp" >"$tmp.log" 2>&1; then
+      tail -n 30 "$tmp.log" >&2
+      rm -rf "$tmp"
+      die "building $c ${VER[$c]} failed; full log: $tmp.log"
+    fi
+    {
+      echo "key=$key built=$(date -u +%FT%TZ) secs=$((SECONDS - start))"
+      for b in "$tmp"/*; do if [[ -f $b && -x $b ]]; then go version "$b"; fi; done
+    } >"$tmp/BUILD-INFO"
+    rm -f "$tmp.log"
+    rm -rf "$dest"
+    mv "$tmp" "$dest"
+    printf 'testbins: %s: built in %ss\n' "$c" "$((SECONDS - start))" >&2
+  fi
+  exec 9>&-
+  for b in "$dest"/*; do if [[ -f $b && -x $b ]]; then ln -sf "$b" "$bindir/"; fi; done
+  # keep the two newest entries of this component
+  ls -dt "$root/$c-"*/ 2>/dev/null | tail -n +3 | xargs -r rm -rf
+done
+echo "KLUTCH_TESTBIN_DIR=$bindir"
