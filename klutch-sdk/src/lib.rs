@@ -1,0 +1,25 @@
+//! # klutch-sdk
+//!
+//! The building blocks of [Klutch](https://github.com/anynines/klutch)-compatible components in
+//! Rust: the `klutch.anynines.com/v1alpha1` API, the bind protocol and the sync primitives that
+//! keep an app cluster and a control-plane cluster in step, so that a platform team can write its
+//! own binding backend or sync agent.
+//!
+//! This release provides:
+//!
+//! - [`tls`]: the one place where the process-wide rustls crypto provider is chosen. Every klutch
+//!   binary and test calls [`tls::install_crypto_provider`] first.
+//! - `testenv` (cargo feature `testenv`): real local Kubernetes clusters (etcd, kube-apiserver,
+//!   kube-controller-manager) and a real OIDC provider (Dex) for tests, like controller-runtime's
+//!   envtest but native to Rust and able to run several isolated clusters at once.
+//!
+//! The re-export of [`kube`] lets downstream crates use exactly the kube version klutch is built
+//! against.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub use kube;
+
+pub mod tls;
+
+#[cfg(feature = "testenv")]
+pub mod testenv;
