@@ -1,3 +1,76 @@
 //! # klutch-osb
 //!
-//! An Open Service Broker API v2.17 client (being built).
+//! A complete [Open Service Broker API](https://github.com/openservicebrokerapi/servicebroker)
+//! v2.17 client (with 2.11–2.16 compatibility), used by klutch's `provider-anynines` and
+//! embeddable in any async Rust program.
+//!
+//! * Every operation: catalog; provision, update, deprovision, fetch instance, instance
+//!   last_operation; bind (and binding rotation), unbind, fetch binding, binding
+//!   last_operation ([`Client`]).
+//! * Results typed per status code ([`ProvisionOutcome`], [`UpdateOutcome`],
+//!   [`DeleteOutcome`], [`BindOutcome`]): "done" and "started" can't be confused.
+//! * One error type ([`Error`]) classifying broker answers by status and `error` code.
+//! * Version gates ([`ApiVersion`], [`Feature`]), typed originating identity
+//!   ([`OriginatingIdentity`]) and automatic request identity.
+//! * A cancellable, deadline-aware poller honouring `Retry-After` ([`Poller`]).
+//! * Orphan mitigation as a pure decision ([`orphan_mitigation`]).
+//! * With the `testing` feature: an in-process fake broker (`testing::FakeBroker`).
+//!
+//! The normative description is `spec/osb-a9s.md` of the klutch project.
+//!
+//! ```no_run
+//! use klutch_osb::{CallOptions, Client, Context, Deadline, OperationKind, PollTarget, Poller, ProvisionOutcome, ProvisionRequest};
+//!
+//! # async fn run() -> klutch_osb::Result<()> {
+//! let client = Client::builder("https://broker.example.com").basic_auth("admin", "secret").build()?;
+//! let catalog = client.catalog().await?.outcome;
+//! let (service, plan) = catalog.plan_by_name("postgresql", "small").expect("plan exists");
+//! let req = ProvisionRequest::new(&service.id, &plan.id).context(Context::kubernetes("team-a", "cluster-1"));
+//! let opts = CallOptions::new().asynchronous().catalog_entry(service, plan);
+//! if let ProvisionOutcome::InProgress(op) = client.provision("instance-1", &req, &opts).await?.outcome {
+//!     let target = PollTarget::instance(OperationKind::Provision, "instance-1", &service.id, &plan.id, op.operation);
+//!     let deadline = Deadline::from_now(None, plan.max_polling_duration());
+//!     let done = Poller::new(client.clone()).wait(&target, deadline, None).await?;
+//!     println!("provision finished: {:?}", done.outcome);
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod catalog;
+pub mod client;
+pub mod context;
+pub mod error;
+pub mod identity;
+pub mod model;
+pub mod orphan;
+pub mod outcome;
+pub mod parse;
+pub mod poll;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod tls;
+pub mod version;
+
+pub use catalog::{Catalog, CatalogIssue, MaintenanceInfo, Plan, Schemas, Service};
+pub use client::{
+    Auth, CallOptions, Client, ClientBuilder, LastOperationQuery, LastOperationReply, Strictness,
+};
+pub use context::Context;
+pub use error::{BrokerError, Error, ErrorCode, ErrorKind, Gate, ProtocolViolation, Result};
+pub use identity::{OriginatingIdentity, RequestIdentity};
+pub use model::{
+    BindRequest, BindResource, BindingBody, BindingMetadata, Credentials, Endpoint, InstanceBody,
+    InstanceMetadata, LastOperation, OperationKey, OperationState, PreviousValues,
+    ProvisionRequest, RotateRequest, UpdateRequest, VolumeMount,
+};
+pub use orphan::{OmOperation, OmPolicy, OmResult, OrphanMitigation, orphan_mitigation};
+pub use outcome::{
+    AsyncOperation, BindOutcome, DeleteOutcome, ProvisionOutcome, Reply, UpdateOutcome,
+};
+pub use poll::{
+    Deadline, OperationKind, PollConfig, PollOutcome, PollStep, PollTarget, Poller, WaitResult,
+};
+pub use version::{ApiVersion, Feature};
+
+// Re-exported so users can cancel `Poller::wait` without naming tokio-util themselves.
+pub use tokio_util::sync::CancellationToken;
