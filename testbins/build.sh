@@ -48,7 +48,8 @@ build_etcd() {
   (cd "$here/etcd" && go build -ldflags "-s -w" -o "$1/etcd" go.etcd.io/etcd/server/v3)
 }
 build_dex() {
-  (cd "$here/dex" && go build -ldflags "-s -w" -o "$1/dex" github.com/dexidp/dex/cmd/dex)
+  # main.version is what `dex version` prints (upstream's Makefile sets it the same way)
+  (cd "$here/dex" && go build -ldflags "-s -w -X main.version=${VER[dex]}" -o "$1/dex" github.com/dexidp/dex/cmd/dex)
 }
 
 components=("$@")
@@ -87,6 +88,8 @@ for c in "${components[@]}"; do
   exec 9>&-
   for b in "$dest"/*; do if [[ -f $b && -x $b ]]; then ln -sf "$b" "$bindir/"; fi; done
   # keep the two newest entries of this component
-  ls -dt "$root/$c-"*/ 2>/dev/null | tail -n +3 | xargs -r rm -rf
+  for old in $(ls -dt "$root/$c-"*/ 2>/dev/null | tail -n +3); do
+    rm -rf "$old" "${old%/}.lock"
+  done
 done
 echo "KLUTCH_TESTBIN_DIR=$bindir"

@@ -407,6 +407,18 @@ async fn handle(
     let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
         .await
         .unwrap_or_default();
+    // Like a real broker, finish processing even when the client gives up (timeouts): the
+    // work runs in its own task, which a dropped connection does not cancel.
+    tokio::spawn(process(state, parts, bytes))
+        .await
+        .unwrap_or_else(|_| err(500, None, "fake broker handler panicked"))
+}
+
+async fn process(
+    state: Arc<Mutex<BrokerState>>,
+    parts: axum::http::request::Parts,
+    bytes: axum::body::Bytes,
+) -> Response<Body> {
     let segs: Vec<String> = parts
         .uri
         .path()

@@ -1,0 +1,106 @@
+//! Finding the test binaries built by `testbins/build.sh`.
+
+use std::path::{Path, PathBuf};
+
+use super::{Error, Result};
+
+/// The environment variable that points at a directory of prebuilt test binaries.
+pub const TESTBIN_DIR_ENV: &str = "KLUTCH_TESTBIN_DIR";
+
+/// The directory that holds the test binaries: `kube-apiserver`, `kube-controller-manager`,
+/// `kubectl`, `etcd` and `dex`.
+///
+/// [`Binaries::find`] looks at `$KLUTCH_TESTBIN_DIR` first, then for `target/testbin` (where
+/// `testbins/build.sh` links its builds) in the current directory and its ancestors, then in
+/// `$CARGO_MANIFEST_DIR` and its ancestors.
+///
+/// ```no_run
+/// use klutch_sdk::testenv::Binaries;
+///
+/// let bins = Binaries::find()?;
+/// println!("kubectl is {}", bins.kubectl()?.display());
+/// # Ok::<(), klutch_sdk::testenv::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Binaries {
+    dir: PathBuf,
+}
+
+impl Binaries {
+    /// Locates the binary directory (see the type's documentation for the search order).
+    pub fn find() -> Result<Self> {
+        let mut searched = Vec::new();
+        if let Some(dir) = std::env::var_os(TESTBIN_DIR_ENV) {
+            let dir = PathBuf::from(dir);
+            if dir.is_dir() {
+                return Ok(Binaries { dir });
+            }
+            searched.push(format!("{TESTBIN_DIR_ENV}={}", dir.display()));
+        }
+        let starts = [
+            std::env::current_dir().ok(),
+            std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        ];
+        let mut starts: Vec<PathBuf> = starts.into_iter().flatten().collect();
+        starts.dedup();
+        for start in starts {
+            for dir in start.ancestors() {
+                let candidate = dir.join("target").join("testbin");
+                if candidate.join("kube-apiserver").exists() {
+                    return Ok(Binaries { dir: candidate });
+                }
+            }
+            searched.push(format!("target/testbin above {}", start.display()));
+        }
+        Err(Error::NoBinaryDir {
+            searched: searched.join(", "),
+        })
+    }
+
+    /// Uses the binaries in `dir`; each is checked when it is first needed.
+    pub fn from_dir(dir: impl Into<PathBuf>) -> Self {
+        Binaries { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn get(&self, name: &'static str) -> Result<PathBuf> {
+        let path = self.dir.join(name);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(Error::BinaryMissing {
+                name,
+                dir: self.dir.clone(),
+            })
+        }
+    }
+
+    /// `kube-apiserver`.
+    pub fn kube_apiserver(&self) -> Result<PathBuf> {
+        self.get("kube-apiserver")
+    }
+
+    /// `kube-controller-manager`.
+    pub fn kube_controller_manager(&self) -> Result<PathBuf> {
+        self.get("kube-controller-manager")
+    }
+
+    /// `kubectl`, built from the same Kubernetes version as the apiserver.
+    pub fn kubectl(&self) -> Result<PathBuf> {
+        self.get("kubectl")
+    }
+
+    /// `etcd`.
+    pub fn etcd(&self) -> Result<PathBuf> {
+        self.get("etcd")
+    }
+
+    /// `dex`.
+    pub fn dex(&self) -> Result<PathBuf> {
+        self.get("dex")
+    }
+}
