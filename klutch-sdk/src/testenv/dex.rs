@@ -321,3 +321,71 @@ fn render_config(config: &DexConfig, issuer: &str, port: u16) -> Result<String> 
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_has_hashed_passwords_and_public_and_confidential_clients() {
+        let rendered = render_config(&DexConfig::default(), "http://127.0.0.1:1/dex", 1).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&rendered).unwrap();
+        assert_eq!(doc["issuer"], "http://127.0.0.1:1/dex");
+        assert_eq!(doc["web"]["http"], "127.0.0.1:1");
+        let user = &doc["staticPasswords"][0];
+        assert_eq!(user["email"], "admin@example.com");
+        let hash = user["hash"].as_str().unwrap();
+        assert!(
+            hash.starts_with("$2b$10$"),
+            "Dex needs bcrypt cost >= 10: {hash}"
+        );
+        assert!(bcrypt::verify("password", hash).unwrap());
+        assert!(
+            !rendered.contains("\"password\""),
+            "no clear-text password in the config"
+        );
+        let backend = &doc["staticClients"][0];
+        assert_eq!(backend["secret"], "klutch-backend-secret");
+        assert_eq!(
+            backend["redirectURIs"],
+            serde_json::json!(["/device/callback"])
+        );
+        let cli = &doc["staticClients"][1];
+        assert_eq!(cli["public"], true);
+        assert!(cli.get("secret").is_none());
+    }
+
+    #[test]
+    fn id_token_claims_decode_and_bad_tokens_give_errors() {
+        let payload =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"email":"a@b.c"}"#);
+        let tokens = DexTokens {
+            id_token: format!("h.{payload}.s"),
+            access_token: String::new(),
+            refresh_token: None,
+            expires_in: None,
+        };
+        assert_eq!(tokens.id_token_claims().unwrap()["email"], "a@b.c");
+        let bad = DexTokens {
+            id_token: "h.!!!.s".into(),
+            ..tokens.clone()
+        };
+        assert!(
+            bad.id_token_claims()
+                .unwrap_err()
+                .to_string()
+                .contains("not base64url")
+        );
+        let not_json = DexTokens {
+            id_token: format!(
+                "h.{}.s",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"nope")
+            ),
+            ..tokens
+        };
+        assert!(matches!(
+            not_json.id_token_claims(),
+            Err(Error::Json { .. })
+        ));
+    }
+}

@@ -618,3 +618,60 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_names_must_be_unique_dns_labels() {
+        assert!(validate_names(&["control-plane".into(), "app-2".into()]).is_ok());
+        for bad in [
+            "",
+            "Upper",
+            "under_score",
+            "-lead",
+            "trail-",
+            &"x".repeat(41),
+        ] {
+            let err = validate_names(&[bad.to_string()]).expect_err(bad);
+            assert!(err.to_string().contains("is not a DNS label"), "{err}");
+        }
+        let err = validate_names(&["a".into(), "a".into()]).unwrap_err();
+        assert!(err.to_string().contains("used twice"));
+    }
+
+    #[test]
+    fn free_ports_are_not_handed_out_twice() {
+        let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
+        let unique: HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(unique.len(), ports.len());
+    }
+
+    #[test]
+    fn log_tail_returns_the_last_lines_or_says_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x.log");
+        std::fs::write(
+            &log,
+            (1..=100).map(|i| format!("line {i}\n")).collect::<String>(),
+        )
+        .unwrap();
+        assert_eq!(log_tail(&log, 2), "line 99\nline 100");
+        assert!(log_tail(&dir.path().join("missing.log"), 2).starts_with("(no log at"));
+    }
+
+    #[test]
+    fn secret_files_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        write_secret_file(&path, "secret").unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let err = write_file(&dir.path().join("no/such/dir/file"), "x").unwrap_err();
+        assert!(err.to_string().starts_with("write "), "{err}");
+    }
+}
