@@ -51,6 +51,8 @@ pub mod backup;
 pub mod broker;
 pub mod credentials;
 pub mod flatten;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod transport;
 
 pub use klutch_osb;
