@@ -7,6 +7,8 @@
 //!
 //! This release provides:
 //!
+//! - [`api`]: the `klutch.anynines.com/v1alpha1` kinds as Rust types, wire compatible with
+//!   Klutch v1.5, and their CRDs.
 //! - [`tls`]: the one place where the process-wide rustls crypto provider is chosen. Every klutch
 //!   binary and test calls [`tls::install_crypto_provider`] first.
 //! - `testenv` (cargo feature `testenv`): real local Kubernetes clusters (etcd, kube-apiserver,
@@ -19,6 +21,7 @@
 
 pub use kube;
 
+pub mod api;
 pub mod tls;
 
 #[cfg(feature = "testenv")]
