@@ -243,7 +243,8 @@ async fn cel_rules_reject_what_klutch_rejects() {
         )
         .await
         .unwrap_err();
-    assert!(rejection(err).contains("name must be <names.plural>.<group>"));
+    // Klutch's (misleading) message for the name rule, kept for CRD equality.
+    assert!(rejection(err).contains("informerScope is immutable"));
     let err = exports
         .create(
             &PostParams::default(),

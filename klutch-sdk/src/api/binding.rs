@@ -21,7 +21,8 @@ use super::conditions::Condition;
     status = "APIServiceBindingStatus",
     doc = "Binds an API service exported by a provider into this (consumer) cluster.",
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".status.providerPrettyName"}"#,
-    printcolumn = r#"{"name":"Resources","type":"string","priority":1,"jsonPath":".metadata.annotations.klutch\\.anynines\\.com/resources"}"#,
+    // The path is malformed upstream and nothing sets it; kept verbatim for CRD equality.
+    printcolumn = r#"{"name":"Resources","type":"string","priority":1,"jsonPath":".metadata.annotations.bind\\.klutch.\\anynines\\.com/resources"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Message","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#

@@ -169,7 +169,9 @@ pub struct PrinterColumn {
     namespaced,
     status = "APIServiceExportStatus",
     doc = "A CRD the provider exports to consumers, with binding settings.",
-    validation = Rule::new(r#"self.metadata.name == self.spec.names.plural+"."+self.spec.group"#).message("name must be <names.plural>.<group>"),
+    // Upstream's message for this rule is wrong ("informerScope is immutable"); the spec keeps such
+    // cosmetic schema bits identical until a later API version, so Go and Rust CRDs stay equal.
+    validation = Rule::new(r#"self.metadata.name == self.spec.names.plural+"."+self.spec.group"#).message("informerScope is immutable"),
     printcolumn = r#"{"name":"Established","type":"string","priority":5,"jsonPath":".status.conditions[?(@.type==\"Established\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
