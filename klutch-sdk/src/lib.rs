@@ -9,6 +9,8 @@
 //!
 //! - [`api`]: the `klutch.anynines.com/v1alpha1` kinds as Rust types, wire compatible with
 //!   Klutch v1.5, and their CRDs.
+//! - [`sync`]: sans-IO decisions of a sync agent (clean copies, namespace mapping, isolation,
+//!   claim selection and ownership, spec/status/deletion planning, identifiers).
 //! - [`tls`]: the one place where the process-wide rustls crypto provider is chosen. Every klutch
 //!   binary and test calls [`tls::install_crypto_provider`] first.
 //! - `testenv` (cargo feature `testenv`): real local Kubernetes clusters (etcd, kube-apiserver,
@@ -22,6 +24,7 @@
 pub use kube;
 
 pub mod api;
+pub mod sync;
 pub mod tls;
 
 #[cfg(feature = "testenv")]

@@ -1,0 +1,16 @@
+//! Sans-IO sync primitives: the decisions of a konnector-style agent that keeps objects of an app
+//! (consumer) cluster and the control-plane (provider) cluster in step, as pure functions with
+//! no clock and no API calls, so that they are tested with plain tables and reused by any agent.
+//!
+//! - [`copy`]: the clean copy of an object for the other cluster and the minimal apply intent;
+//! - [`naming`]: namespace mapping through APIServiceNamespaces, service-namespace names and the
+//!   `Prefixed` isolation of cluster-scoped objects;
+//! - [`claims`]: which objects a permission claim selects, and who owns them;
+//! - [`spec`]: what to do for one consumer object and its provider copy (spec up, deletion);
+//! - [`ids`]: the cluster identifier derived from the `klutch-bind` namespace's UID.
+
+pub mod claims;
+pub mod copy;
+pub mod ids;
+pub mod naming;
+pub mod spec;
