@@ -557,6 +557,13 @@ impl From<klutch_osb::InstanceBody> for A9sInstance {
     }
 }
 
+fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
+}
+
 /// A new a9s instance id: `<UUID v4>-<unix seconds>`.
 ///
 /// ```
@@ -704,10 +711,14 @@ impl A9sBroker {
     /// (absolute, or a path below the base URL), `None` for the first page.
     pub async fn list_instances_page(&self, page_url: Option<&str>) -> Result<InstancePage> {
         let err = |source| BrokerExtError::ListInstances { source };
-        let raw = self
-            .get_ext(page_url.unwrap_or("/instances"))
-            .await
-            .map_err(err)?;
+        let page = page_url.unwrap_or("/instances");
+        if page.contains("://") && !same_origin(self.transport.base_url(), page) {
+            // Never send the broker credentials to another host.
+            return Err(err(CallError::InvalidRequest {
+                reason: format!("next_url {page:?} points outside the broker's origin"),
+            }));
+        }
+        let raw = self.get_ext(page).await.map_err(err)?;
         match raw.status.as_u16() {
             200 => raw.json().map_err(err),
             _ => Err(err(raw.error())),
@@ -715,7 +726,8 @@ impl A9sBroker {
     }
 
     /// All instance records, following `next_url` until it is null (at most [`MAX_PAGES`]
-    /// pages; a repeated `next_url` ends the walk).
+    /// pages; a repeated `next_url` ends the walk; a `next_url` on another origin is an
+    /// error, so the credentials never leave the broker).
     pub async fn list_instances(&self) -> Result<Vec<InstanceRecord>> {
         let mut all = Vec::new();
         let mut next: Option<String> = None;

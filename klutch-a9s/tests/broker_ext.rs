@@ -306,3 +306,23 @@ async fn typed_results() {
     assert!(b.instance("x").await.unwrap_err().is_not_found());
     assert!(b.fetch_instance("x").await.unwrap_err().is_not_found());
 }
+
+#[tokio::test]
+async fn next_url_on_another_origin_is_refused() {
+    let server = common::server(
+        200,
+        r#"{"next_url": "http://evil.example/instances?page=2", "resources": []}"#,
+    )
+    .await;
+    let e = broker(&server).list_instances().await.unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            BrokerExtError::ListInstances {
+                source: klutch_a9s::transport::CallError::InvalidRequest { .. }
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(requests(&server).await.len(), 1);
+}
