@@ -23,8 +23,9 @@ const I: &str = "instance-1";
 
 async fn fake() -> (FakeBackupManager, BackupManager) {
     let fake = FakeBackupManager::start(FakeBackupManagerConfig {
-        queued_for: Duration::from_millis(30),
-        running_for: Duration::from_millis(60),
+        // Long enough that "queued right after create" holds on a loaded machine.
+        queued_for: Duration::from_millis(250),
+        running_for: Duration::from_millis(100),
         ..FakeBackupManagerConfig::default()
     })
     .await
@@ -34,7 +35,7 @@ async fn fake() -> (FakeBackupManager, BackupManager) {
 }
 
 async fn wait_backup(bm: &BackupManager, id: u64) -> JobStatus {
-    for _ in 0..200 {
+    for _ in 0..1000 {
         let b = bm.get_backup(I, id).await.expect("get backup");
         if b.status.is_terminal() {
             return b.status;
@@ -45,7 +46,7 @@ async fn wait_backup(bm: &BackupManager, id: u64) -> JobStatus {
 }
 
 async fn wait_restore(bm: &BackupManager, id: u64) -> JobStatus {
-    for _ in 0..200 {
+    for _ in 0..1000 {
         let r = bm.get_restore(I, id).await.expect("get restore");
         if r.status.is_terminal() {
             return r.status;
@@ -294,7 +295,8 @@ async fn a9s_broker_lifecycle_with_typed_credentials() {
     let fake = a9s_fake(
         DataServiceKind::Messaging,
         Mode::Async {
-            duration: Duration::from_millis(100),
+            // Long enough that "deploying right after the 202" holds on a loaded machine.
+            duration: Duration::from_millis(600),
             retry_after: None,
         },
     )
@@ -336,7 +338,7 @@ async fn a9s_broker_lifecycle_with_typed_credentials() {
     // Poll with service_id and plan_id until done.
     let key = op.operation.map(|k| k.0);
     let mut state = OperationState::InProgress;
-    for _ in 0..100 {
+    for _ in 0..500 {
         state = broker
             .last_operation(&id, &service.id, &plan.id, key.as_deref())
             .await
