@@ -493,3 +493,14 @@ fn no_panics_on_odd_values() {
         }
     }
 }
+
+/// The full Secret data per fixture, pinned so that any change of key or value rendering
+/// shows up in review.
+#[test]
+fn secret_data_snapshot() {
+    let all: std::collections::BTreeMap<&str, std::collections::BTreeMap<String, String>> = table()
+        .into_iter()
+        .map(|(name, _, _, _)| (name, flatten(&fixture(name)).into_inner()))
+        .collect();
+    insta::assert_yaml_snapshot!("secret_data", all);
+}
