@@ -14,3 +14,4 @@ pub mod copy;
 pub mod ids;
 pub mod naming;
 pub mod spec;
+pub mod syncer;

@@ -1,0 +1,413 @@
+//! The IO side of spec/status/deletion sync for one namespaced resource between two clusters:
+//! a kube-runtime controller on the consumer objects, triggered also by provider-side changes,
+//! that executes what [`spec::plan`](super::spec::plan) decides.
+//!
+//! Namespaces are mapped through APIServiceNamespaces in the provider's cluster namespace: the
+//! syncer creates one per consumer namespace it meets and waits until the backend has written
+//! `status.namespace`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Client, ResourceExt as _};
+use serde_json::json;
+
+use super::naming::NamespaceMap;
+use super::spec::{self, Plan, Target};
+use crate::api::wellknown::{FIELD_MANAGER, SYNCER_FINALIZER};
+use crate::api::{APIServiceNamespace, APIServiceNamespaceSpec};
+
+/// What failed while syncing one object. Variants name the operation and the object.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading the provider copy failed.
+    #[error("get provider copy {namespace}/{name}")]
+    GetProvider {
+        /// Provider namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Applying the provider copy failed (e.g. the provider's validation rejected it).
+    #[error("apply provider copy {namespace}/{name}")]
+    ApplyProvider {
+        /// Provider namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Deleting the provider copy failed.
+    #[error("delete provider copy {namespace}/{name}")]
+    DeleteProvider {
+        /// Provider namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Updating the consumer object's finalizers failed.
+    #[error("update finalizers of {namespace}/{name}")]
+    PatchFinalizers {
+        /// Consumer namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing the consumer object's status failed.
+    #[error("write status of {namespace}/{name}")]
+    WriteStatus {
+        /// Consumer namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Creating the APIServiceNamespace for a consumer namespace failed.
+    #[error("create APIServiceNamespace {name} in {cluster_namespace}")]
+    CreateNamespaceMapping {
+        /// The cluster namespace.
+        cluster_namespace: String,
+        /// The consumer namespace.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The consumer object has no namespace (cluster-scoped resources are not supported here).
+    #[error("{name} is cluster-scoped; this syncer handles namespaced resources")]
+    ClusterScoped {
+        /// Name.
+        name: String,
+    },
+}
+
+impl Error {
+    /// A stable PascalCase reason, for metrics and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::GetProvider { .. } => "GetProviderFailed",
+            Error::ApplyProvider { .. } => "ApplyProviderFailed",
+            Error::DeleteProvider { .. } => "DeleteProviderFailed",
+            Error::PatchFinalizers { .. } => "PatchFinalizersFailed",
+            Error::WriteStatus { .. } => "WriteStatusFailed",
+            Error::CreateNamespaceMapping { .. } => "CreateNamespaceMappingFailed",
+            Error::ClusterScoped { .. } => "ClusterScopedUnsupported",
+        }
+    }
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Syncs one namespaced resource (same group, version and kind on both sides) from a consumer
+/// cluster to the provider's cluster namespace.
+///
+/// ```no_run
+/// # async fn demo(consumer: kube::Client, provider: kube::Client) {
+/// use kube::api::{ApiResource, GroupVersionKind};
+/// use klutch_sdk::sync::syncer::ResourceSyncer;
+///
+/// let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("anynines.com", "v1", "PostgresqlInstance"));
+/// let syncer = ResourceSyncer::new(consumer, provider, ar, "cluster-x7k2p");
+/// syncer.run(std::future::pending()).await; // until the shutdown future resolves
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ResourceSyncer {
+    consumer: Client,
+    provider: Client,
+    ar: ApiResource,
+    cluster_namespace: String,
+    namespaces: Arc<RwLock<NamespaceMap>>,
+}
+
+impl ResourceSyncer {
+    /// A syncer for resource `ar`, writing into the provider's `cluster_namespace`.
+    pub fn new(
+        consumer: Client,
+        provider: Client,
+        ar: ApiResource,
+        cluster_namespace: &str,
+    ) -> Self {
+        ResourceSyncer {
+            consumer,
+            provider,
+            ar,
+            cluster_namespace: cluster_namespace.to_owned(),
+            namespaces: Arc::new(RwLock::new(NamespaceMap::default())),
+        }
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ) {
+        let ar = self.ar.clone();
+        let consumer_api: Api<DynamicObject> = Api::all_with(self.consumer.clone(), &ar);
+        let provider_api: Api<DynamicObject> = Api::all_with(self.provider.clone(), &ar);
+        let mappings: Api<APIServiceNamespace> =
+            Api::namespaced(self.provider.clone(), &self.cluster_namespace);
+
+        // Keep the namespace map current from the APIServiceNamespaces; every change re-triggers
+        // the consumer objects of that namespace through the provider watch below.
+        let map = self.namespaces.clone();
+        let (reader, writer) = kube::runtime::reflector::store::<APIServiceNamespace>();
+        let mapping_feed = watcher(mappings, watcher::Config::default())
+            .default_backoff()
+            .reflect(writer)
+            .touched_objects()
+            .for_each(move |_| {
+                let map = map.clone();
+                let reader = reader.clone();
+                async move {
+                    let state = reader.state();
+                    *map.write().expect("namespace map lock") =
+                        NamespaceMap::from_api_service_namespaces(state.iter().map(|a| a.as_ref()));
+                }
+            });
+
+        let map = self.namespaces.clone();
+        let mapper_ar = ar.clone();
+        let ctx = Arc::new(self);
+        let controller = Controller::new_with(consumer_api, watcher::Config::default(), ar.clone())
+            .watches_with(
+                provider_api,
+                ar.clone(),
+                watcher::Config::default(),
+                move |obj: DynamicObject| {
+                    let ns = obj.namespace().unwrap_or_default();
+                    let consumer_ns = map
+                        .read()
+                        .expect("namespace map lock")
+                        .to_consumer(&ns)
+                        .map(str::to_owned);
+                    consumer_ns.map(|cns| {
+                        ObjectRef::new_with(&obj.name_any(), mapper_ar.clone()).within(&cns)
+                    })
+                },
+            )
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile, error_policy, ctx)
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "sync reconcile ended with an error");
+                }
+            });
+        tokio::select! {
+            () = controller => {}
+            () = mapping_feed => {}
+        }
+    }
+}
+
+fn error_policy(obj: Arc<DynamicObject>, err: &Error, _ctx: Arc<ResourceSyncer>) -> Action {
+    tracing::warn!(object = %obj.name_any(), reason = err.reason(), error = %err, "sync failed; retrying");
+    let conflict = matches!(
+        err,
+        Error::PatchFinalizers { source: kube::Error::Api(s), .. } | Error::WriteStatus { source: kube::Error::Api(s), .. }
+            if s.code == 409
+    );
+    Action::requeue(if conflict {
+        Duration::from_millis(50)
+    } else {
+        Duration::from_secs(2)
+    })
+}
+
+async fn reconcile(consumer: Arc<DynamicObject>, ctx: Arc<ResourceSyncer>) -> Result<Action> {
+    let name = consumer.name_any();
+    let Some(consumer_ns) = consumer.namespace() else {
+        return Err(Error::ClusterScoped { name });
+    };
+    let provider_ns = ctx
+        .namespaces
+        .read()
+        .expect("namespace map lock")
+        .to_provider(&consumer_ns)
+        .map(str::to_owned);
+    let provider_api = provider_ns
+        .as_ref()
+        .map(|ns| Api::<DynamicObject>::namespaced_with(ctx.provider.clone(), ns, &ctx.ar));
+    let provider = match (&provider_api, &provider_ns) {
+        (Some(api), Some(ns)) => api
+            .get_opt(&name)
+            .await
+            .map_err(|source| Error::GetProvider {
+                namespace: ns.clone(),
+                name: name.clone(),
+                source,
+            })?,
+        _ => None,
+    };
+    let target = provider_ns.as_ref().map(|ns| Target {
+        api_version: ctx.ar.api_version.clone(),
+        kind: ctx.ar.kind.clone(),
+        name: name.clone(),
+        namespace: Some(ns.clone()),
+        annotations: BTreeMap::new(),
+    });
+    let consumer_api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.consumer.clone(), &consumer_ns, &ctx.ar);
+    match spec::plan(&consumer, provider.as_ref(), target.as_ref()) {
+        Plan::NamespacePending => {
+            ensure_mapping(&ctx, &consumer_ns).await?;
+            Ok(Action::requeue(Duration::from_secs(1)))
+        }
+        Plan::WaitForProviderDeletion => Ok(Action::requeue(Duration::from_secs(1))),
+        Plan::Act(actions) => {
+            let (Some(provider_api), Some(provider_ns)) = (provider_api, provider_ns) else {
+                // Deleting a consumer object whose namespace was never mapped: only the
+                // finalizer may need to go.
+                for action in actions {
+                    if action == spec::Action::RemoveFinalizer {
+                        set_finalizer(&consumer_api, &consumer, false).await?;
+                    }
+                }
+                return Ok(Action::await_change());
+            };
+            for action in actions {
+                execute(
+                    action,
+                    &consumer,
+                    &consumer_api,
+                    &provider_api,
+                    &provider_ns,
+                )
+                .await?;
+            }
+            Ok(Action::requeue(Duration::from_secs(300)))
+        }
+    }
+}
+
+async fn execute(
+    action: spec::Action,
+    consumer: &DynamicObject,
+    consumer_api: &Api<DynamicObject>,
+    provider_api: &Api<DynamicObject>,
+    provider_ns: &str,
+) -> Result<()> {
+    let name = consumer.name_any();
+    match action {
+        spec::Action::AddFinalizer => set_finalizer(consumer_api, consumer, true).await,
+        spec::Action::RemoveFinalizer => set_finalizer(consumer_api, consumer, false).await,
+        spec::Action::ApplyProvider(intent) => provider_api
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&intent),
+            )
+            .await
+            .map(drop)
+            .map_err(|source| Error::ApplyProvider {
+                namespace: provider_ns.to_owned(),
+                name,
+                source,
+            }),
+        spec::Action::DeleteProvider => match provider_api
+            .delete(&name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(source) => Err(Error::DeleteProvider {
+                namespace: provider_ns.to_owned(),
+                name,
+                source,
+            }),
+        },
+        spec::Action::SetConsumerStatus(status) => {
+            // PUT /status with the resourceVersion: replaces the whole status, and a concurrent
+            // change is a conflict (retried with fresh state) instead of a lost update.
+            let mut updated = consumer.clone();
+            match (updated.data.as_object_mut(), status) {
+                (Some(fields), Some(status)) => {
+                    fields.insert("status".into(), status);
+                }
+                (Some(fields), None) => {
+                    fields.remove("status");
+                }
+                (None, status) => updated.data = json!({ "status": status }),
+            }
+            consumer_api
+                .replace_status(&name, &PostParams::default(), &updated)
+                .await
+                .map(drop)
+                .map_err(|source| Error::WriteStatus {
+                    namespace: consumer.namespace().unwrap_or_default(),
+                    name,
+                    source,
+                })
+        }
+    }
+}
+
+/// Adds or removes our finalizer with a merge patch that carries the resourceVersion, so a
+/// concurrent change of the finalizer list is a conflict rather than a lost update.
+async fn set_finalizer(api: &Api<DynamicObject>, obj: &DynamicObject, present: bool) -> Result<()> {
+    let mut finalizers: Vec<String> = obj
+        .metadata
+        .finalizers
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| f != SYNCER_FINALIZER)
+        .collect();
+    if present {
+        finalizers.push(SYNCER_FINALIZER.to_owned());
+    }
+    let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() } });
+    match api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Gone already: nothing left to finalise.
+        Err(kube::Error::Api(s)) if s.code == 404 && !present => Ok(()),
+        Err(source) => Err(Error::PatchFinalizers {
+            namespace: obj.namespace().unwrap_or_default(),
+            name: obj.name_any(),
+            source,
+        }),
+    }
+}
+
+async fn ensure_mapping(ctx: &ResourceSyncer, consumer_ns: &str) -> Result<()> {
+    let api: Api<APIServiceNamespace> =
+        Api::namespaced(ctx.provider.clone(), &ctx.cluster_namespace);
+    let mapping = APIServiceNamespace::new(consumer_ns, APIServiceNamespaceSpec {});
+    match api.create(&PostParams::default(), &mapping).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(source) => Err(Error::CreateNamespaceMapping {
+            cluster_namespace: ctx.cluster_namespace.clone(),
+            name: consumer_ns.to_owned(),
+            source,
+        }),
+    }
+}
