@@ -131,8 +131,20 @@ where
     }
 }
 
+/// Logs of the syncer, shown by the test harness when a test fails.
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "klutch_sdk=debug,kube_runtime=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
 #[tokio::test]
 async fn objects_sync_between_two_real_clusters() {
+    init_logs();
     let env = TestEnv::shared()
         .await
         .expect("start the shared environment");
@@ -295,4 +307,168 @@ async fn objects_sync_between_two_real_clusters() {
         .expect("the syncer stops on shutdown")
         .unwrap();
     backend.abort();
+}
+
+#[tokio::test]
+async fn provider_crds_become_exports_and_consumer_crds() {
+    use klutch_sdk::api::convert::{
+        crd_from_export, export_spec_from_crd, is_owned_by, source_spec_hash,
+    };
+    use klutch_sdk::api::export::{ClusterScopedIsolation, Scope};
+    use klutch_sdk::api::{
+        APIServiceBinding, APIServiceBindingSpec, APIServiceExport, ClusterSecretKeyRef,
+    };
+
+    let env = TestEnv::shared()
+        .await
+        .expect("start the shared environment");
+    let consumer = env["app"].client().await.unwrap();
+    let provider = env["control-plane"].client().await.unwrap();
+    let provider_crds: Api<CustomResourceDefinition> = Api::all(provider.clone());
+    for crd in klutch_sdk::api::crds() {
+        provider_crds
+            .patch(
+                crd.metadata.name.as_deref().unwrap(),
+                &PatchParams::apply("klutch-test").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .unwrap();
+    }
+    let consumer_crds: Api<CustomResourceDefinition> = Api::all(consumer.clone());
+    let binding_crd = klutch_sdk::api::crds().remove(0);
+    consumer_crds
+        .patch(
+            "apiservicebindings.klutch.anynines.com",
+            &PatchParams::apply("klutch-test").force(),
+            &Patch::Apply(&binding_crd),
+        )
+        .await
+        .unwrap();
+    for (api, name) in [
+        (&provider_crds, "apiserviceexports.klutch.anynines.com"),
+        (&consumer_crds, "apiservicebindings.klutch.anynines.com"),
+    ] {
+        tokio::time::timeout(
+            WAIT,
+            await_condition(api.clone(), name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    create_namespace(&provider, "cluster-export1").await;
+    create_namespace(&consumer, "klutch-bind").await;
+
+    // Klutch's e2e fixture CRDs, a namespaced and a cluster-scoped one, installed on the provider.
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/reference/klutch-v1.5/bind/test/e2e/bind/fixtures/provider");
+    for file in ["crd-mangodb.yaml", "crd-foo.yaml"] {
+        let crd: CustomResourceDefinition =
+            serde_saphyr::from_str(&std::fs::read_to_string(fixtures.join(file)).unwrap()).unwrap();
+        let name = crd.metadata.name.clone().unwrap();
+        provider_crds
+            .patch(
+                &name,
+                &PatchParams::apply("klutch-test").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+            .unwrap();
+        let crd = tokio::time::timeout(
+            WAIT,
+            await_condition(
+                provider_crds.clone(),
+                &name,
+                conditions::is_crd_established(),
+            ),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+        // Backend side: CRD -> export, accepted by the export CRD's CEL rules.
+        let scope = if crd.spec.scope == "Cluster" {
+            Scope::Cluster
+        } else {
+            Scope::Namespaced
+        };
+        let spec =
+            export_spec_from_crd(&crd, vec![], scope, Some(ClusterScopedIsolation::Prefixed))
+                .unwrap();
+        let mut export = APIServiceExport::new(&name, spec);
+        export.metadata.annotations = Some(
+            [(
+                "klutch.anynines.com/source-spec-hash".to_string(),
+                source_spec_hash(&export.spec),
+            )]
+            .into(),
+        );
+        let exports: Api<APIServiceExport> = Api::namespaced(provider.clone(), "cluster-export1");
+        exports
+            .patch(
+                &name,
+                &PatchParams::apply("klutch-test").force(),
+                &Patch::Apply(&export),
+            )
+            .await
+            .unwrap();
+        let export = exports.get(&name).await.unwrap();
+
+        // Konnector side: export -> consumer CRD owned by the binding; it serves the same API.
+        let bindings: Api<APIServiceBinding> = Api::namespaced(consumer.clone(), "klutch-bind");
+        let binding = APIServiceBinding::new(
+            &name,
+            APIServiceBindingSpec {
+                kubeconfig_secret_ref: ClusterSecretKeyRef {
+                    name: "kubeconfig-x".into(),
+                    namespace: "klutch-bind".into(),
+                    key: Default::default(),
+                },
+                permission_claims: vec![],
+            },
+        );
+        let binding = bindings
+            .patch(
+                &name,
+                &PatchParams::apply("klutch-test").force(),
+                &Patch::Apply(&binding),
+            )
+            .await
+            .unwrap();
+        let consumer_crd = crd_from_export(&export, &binding).unwrap();
+        consumer_crds
+            .patch(
+                &name,
+                &PatchParams::apply("klutch-test").force(),
+                &Patch::Apply(&consumer_crd),
+            )
+            .await
+            .unwrap();
+        let established = tokio::time::timeout(
+            WAIT,
+            await_condition(
+                consumer_crds.clone(),
+                &name,
+                conditions::is_crd_established(),
+            ),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+        assert!(
+            is_owned_by(&established, &binding),
+            "{name} is owned by its binding"
+        );
+        assert_eq!(
+            established.spec.versions[0].schema, crd.spec.versions[0].schema,
+            "{name}: same schema as the provider"
+        );
+        assert!(
+            !is_owned_by(&crd, &binding),
+            "the provider's CRD is foreign to the binding"
+        );
+    }
 }

@@ -11,6 +11,7 @@ pub mod binding;
 pub mod claims;
 pub mod cluster_binding;
 pub mod conditions;
+pub mod convert;
 pub mod export;
 pub mod export_request;
 pub mod namespace;

@@ -174,7 +174,7 @@ impl ResourceSyncer {
         let map = self.namespaces.clone();
         let (reader, writer) = kube::runtime::reflector::store::<APIServiceNamespace>();
         let mapping_feed = watcher(mappings, watcher::Config::default())
-            .default_backoff()
+            .backoff(watch_backoff())
             .reflect(writer)
             .touched_objects()
             .for_each(move |_| {
@@ -191,6 +191,7 @@ impl ResourceSyncer {
         let mapper_ar = ar.clone();
         let ctx = Arc::new(self);
         let controller = Controller::new_with(consumer_api, watcher::Config::default(), ar.clone())
+            .trigger_backoff(watch_backoff())
             .watches_with(
                 provider_api,
                 ar.clone(),
@@ -219,6 +220,19 @@ impl ResourceSyncer {
             () = mapping_feed => {}
         }
     }
+}
+
+/// Watch retry delays: 200 ms doubling to at most 5 s, with jitter. kube-runtime's default caps at
+/// 30 s, which after a short apiserver outage (or a CRD that is Established a moment before it is
+/// served) would leave objects unsynced for half a minute.
+fn watch_backoff() -> watcher::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .into()
 }
 
 fn error_policy(obj: Arc<DynamicObject>, err: &Error, _ctx: Arc<ResourceSyncer>) -> Action {
