@@ -339,3 +339,22 @@ async fn rejected_before_sending() {
     assert!(matches!(e, klutch_osb::Error::InvalidRequest { .. }), "{e}");
     assert!(server.received_requests().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn user_supplied_reqwest_client_is_used() {
+    // A caller that builds its own reqwest::Client is responsible for its TLS provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder().user_agent("my-platform/1.0").build().unwrap();
+    let server = server(200, r#"{"services":[]}"#).await;
+    let c = klutch_osb::Client::builder(server.uri()).http_client(http).build().unwrap();
+    c.catalog().await.unwrap();
+    let r = common::last(&server).await;
+    assert_eq!(r.headers.get("user-agent").unwrap(), "my-platform/1.0");
+    // TLS options cannot be applied to somebody else's client.
+    let e = klutch_osb::Client::builder(server.uri())
+        .http_client(reqwest::Client::builder().build().unwrap())
+        .insecure_skip_verify(true)
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, klutch_osb::Error::Config { .. }));
+}
