@@ -68,10 +68,15 @@ fn catalog_json() -> Vec<u8> {
 fn bench(c: &mut Criterion) {
     let body = catalog_json();
     let typed = klutch_osb::parse::catalog(&body).expect("valid catalog");
-    assert_eq!(typed.services.iter().map(|s| s.plans.len()).sum::<usize>(), 1000);
+    assert_eq!(
+        typed.services.iter().map(|s| s.plans.len()).sum::<usize>(),
+        1000
+    );
     let mut g = c.benchmark_group("osb_catalog_1000_plans");
     g.throughput(Throughput::Bytes(body.len() as u64));
-    g.bench_function("klutch_osb_typed", |b| b.iter(|| klutch_osb::parse::catalog(black_box(&body)).expect("valid")));
+    g.bench_function("klutch_osb_typed", |b| {
+        b.iter(|| klutch_osb::parse::catalog(black_box(&body)).expect("valid"))
+    });
     g.bench_function("serde_json_value", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).expect("valid"))
     });

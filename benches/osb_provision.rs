@@ -14,16 +14,26 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_main};
 use klutch_osb::testing::{FakeBroker, FakeBrokerConfig, Mode, Route};
 use klutch_osb::{
-    CallOptions, Client, Context, Deadline, OperationKind, PollConfig, PollTarget, Poller, ProvisionRequest,
+    CallOptions, Client, Context, Deadline, OperationKind, PollConfig, PollTarget, Poller,
+    ProvisionRequest,
 };
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 async fn cycle(client: &Client, poller: &Poller) -> u32 {
     let id = format!("bench-{}", NEXT.fetch_add(1, Ordering::Relaxed));
-    let req = ProvisionRequest::new("fake-db-id", "small-id").context(Context::kubernetes("bench", "bench"));
-    let reply = client.provision(&id, &req, &CallOptions::new().asynchronous()).await.expect("provision");
-    let op = reply.outcome.in_progress().expect("asynchronous").operation.clone();
+    let req = ProvisionRequest::new("fake-db-id", "small-id")
+        .context(Context::kubernetes("bench", "bench"));
+    let reply = client
+        .provision(&id, &req, &CallOptions::new().asynchronous())
+        .await
+        .expect("provision");
+    let op = reply
+        .outcome
+        .in_progress()
+        .expect("asynchronous")
+        .operation
+        .clone();
     let t = PollTarget::instance(OperationKind::Provision, &id, "fake-db-id", "small-id", op);
     let r = poller.wait(&t, Deadline::none(), None).await.expect("poll");
     assert!(r.outcome.is_success(), "{:?}", r.outcome);
@@ -31,16 +41,30 @@ async fn cycle(client: &Client, poller: &Poller) -> u32 {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let config = PollConfig { min_interval: Duration::ZERO, ..PollConfig::default() };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = PollConfig {
+        min_interval: Duration::ZERO,
+        ..PollConfig::default()
+    };
 
     for (name, duration, retry_after, samples) in [
         ("done_at_first_poll", Duration::ZERO, Some(0), 100),
-        ("retry_after_1s_duration_1500ms", Duration::from_millis(1500), Some(1), 10),
+        (
+            "retry_after_1s_duration_1500ms",
+            Duration::from_millis(1500),
+            Some(1),
+            10,
+        ),
     ] {
         let (broker, client) = rt.block_on(async {
             let b = FakeBroker::start(FakeBrokerConfig {
-                mode: Mode::Async { duration, retry_after },
+                mode: Mode::Async {
+                    duration,
+                    retry_after,
+                },
                 ..FakeBrokerConfig::default()
             })
             .await
@@ -54,7 +78,10 @@ fn bench(c: &mut Criterion) {
         let polls = rt.block_on(cycle(&client, &poller));
         let puts = broker.count(Route::Provision);
         let gets = broker.count(Route::InstanceLastOperation);
-        println!("osb_provision/{name}: {} requests per operation ({puts} PUT + {gets} last_operation; poller counted {polls})", puts + gets);
+        println!(
+            "osb_provision/{name}: {} requests per operation ({puts} PUT + {gets} last_operation; poller counted {polls})",
+            puts + gets
+        );
         let mut g = c.benchmark_group("osb_provision_and_poll");
         g.sample_size(samples);
         if duration > Duration::ZERO {

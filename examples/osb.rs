@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use klutch_osb::{
-    ApiVersion, BindOutcome, BindRequest, CallOptions, Catalog, Client, Context, Deadline, DeleteOutcome,
-    OperationKind, PollOutcome, PollTarget, Poller, ProvisionOutcome, ProvisionRequest,
+    ApiVersion, BindOutcome, BindRequest, CallOptions, Catalog, Client, Context, Deadline,
+    DeleteOutcome, OperationKind, PollOutcome, PollTarget, Poller, ProvisionOutcome,
+    ProvisionRequest,
 };
 
 #[derive(Parser, Debug)]
@@ -134,18 +135,33 @@ async fn main() -> ExitCode {
     }
 }
 
-fn lookup<'c>(catalog: &'c Catalog, t: &Target) -> AnyResult<(&'c klutch_osb::Service, &'c klutch_osb::Plan)> {
-    catalog
-        .plan_by_name(&t.service, &t.plan)
-        .ok_or_else(|| format!("plan {:?} of service {:?} is not in the catalog", t.plan, t.service).into())
+fn lookup<'c>(
+    catalog: &'c Catalog,
+    t: &Target,
+) -> AnyResult<(&'c klutch_osb::Service, &'c klutch_osb::Plan)> {
+    catalog.plan_by_name(&t.service, &t.plan).ok_or_else(|| {
+        format!(
+            "plan {:?} of service {:?} is not in the catalog",
+            t.plan, t.service
+        )
+        .into()
+    })
 }
 
 fn params(p: &Option<String>) -> AnyResult<Option<serde_json::Map<String, serde_json::Value>>> {
-    p.as_deref().map(|s| serde_json::from_str(s).map_err(|e| format!("--params must be a JSON object: {e}").into())).transpose()
+    p.as_deref()
+        .map(|s| {
+            serde_json::from_str(s)
+                .map_err(|e| format!("--params must be a JSON object: {e}").into())
+        })
+        .transpose()
 }
 
 async fn wait(poller: &Poller, target: PollTarget, deadline: Deadline) -> AnyResult<PollOutcome> {
-    eprintln!("waiting for {:?} of {} ...", target.kind, target.instance_id);
+    eprintln!(
+        "waiting for {:?} of {} ...",
+        target.kind, target.instance_id
+    );
     let r = poller.wait(&target, deadline, None).await?;
     eprintln!("{:?} after {} polls", r.outcome, r.polls);
     Ok(r.outcome)
@@ -153,7 +169,9 @@ async fn wait(poller: &Poller, target: PollTarget, deadline: Deadline) -> AnyRes
 
 async fn run(cli: Cli) -> AnyResult<()> {
     let version: ApiVersion = cli.api_version.parse()?;
-    let mut b = Client::builder(&cli.url).api_version(version).timeout(Duration::from_secs(cli.timeout));
+    let mut b = Client::builder(&cli.url)
+        .api_version(version)
+        .timeout(Duration::from_secs(cli.timeout));
     if let Some(t) = &cli.token {
         b = b.bearer_auth(t);
     } else if let Some(u) = &cli.user {
@@ -173,23 +191,51 @@ async fn run(cli: Cli) -> AnyResult<()> {
             for s in &catalog.services {
                 println!("{} ({}) bindable={}", s.name, s.id, s.bindable);
                 for p in &s.plans {
-                    println!("  {} ({}) free={} bindable={} {}", p.name, p.id, p.is_free(), s.effective_bindable(p), p.description);
+                    println!(
+                        "  {} ({}) free={} bindable={} {}",
+                        p.name,
+                        p.id,
+                        p.is_free(),
+                        s.effective_bindable(p),
+                        p.description
+                    );
                 }
             }
         }
-        Command::Provision { instance, target, params: p, namespace, cluster, wait: secs } => {
+        Command::Provision {
+            instance,
+            target,
+            params: p,
+            namespace,
+            cluster,
+            wait: secs,
+        } => {
             let (svc, plan) = lookup(&catalog, target)?;
-            let mut req = ProvisionRequest::new(&svc.id, &plan.id).context(Context::kubernetes(namespace, cluster));
+            let mut req = ProvisionRequest::new(&svc.id, &plan.id)
+                .context(Context::kubernetes(namespace, cluster));
             req.parameters = params(p)?;
             req.maintenance_info = plan.maintenance_info.clone();
             let opts = CallOptions::new().asynchronous().catalog_entry(svc, plan);
             match client.provision(instance, &req, &opts).await?.outcome {
-                ProvisionOutcome::Created { dashboard_url, .. } => println!("created; dashboard: {dashboard_url:?}"),
-                ProvisionOutcome::AlreadyExists { dashboard_url, .. } => println!("already exists; dashboard: {dashboard_url:?}"),
+                ProvisionOutcome::Created { dashboard_url, .. } => {
+                    println!("created; dashboard: {dashboard_url:?}")
+                }
+                ProvisionOutcome::AlreadyExists { dashboard_url, .. } => {
+                    println!("already exists; dashboard: {dashboard_url:?}")
+                }
                 ProvisionOutcome::InProgress(op) => {
                     println!("provisioning started; dashboard: {:?}", op.dashboard_url);
-                    let t = PollTarget::instance(OperationKind::Provision, instance, &svc.id, &plan.id, op.operation);
-                    let deadline = Deadline::from_now(Some(Duration::from_secs(*secs)), plan.max_polling_duration());
+                    let t = PollTarget::instance(
+                        OperationKind::Provision,
+                        instance,
+                        &svc.id,
+                        &plan.id,
+                        op.operation,
+                    );
+                    let deadline = Deadline::from_now(
+                        Some(Duration::from_secs(*secs)),
+                        plan.max_polling_duration(),
+                    );
                     match wait(&poller, t, deadline).await? {
                         PollOutcome::Succeeded { .. } => println!("provisioned"),
                         other => return Err(format!("provision did not succeed: {other:?}; consider deprovisioning (orphan mitigation)").into()),
@@ -197,7 +243,12 @@ async fn run(cli: Cli) -> AnyResult<()> {
                 }
             }
         }
-        Command::Bind { instance, binding, target, params: p } => {
+        Command::Bind {
+            instance,
+            binding,
+            target,
+            params: p,
+        } => {
             let (svc, plan) = lookup(&catalog, target)?;
             let mut req = BindRequest::new(&svc.id, &plan.id);
             req.parameters = params(p)?;
@@ -207,40 +258,116 @@ async fn run(cli: Cli) -> AnyResult<()> {
             let body = match client.bind(instance, binding, &req, &opts).await?.outcome {
                 BindOutcome::Created(b) | BindOutcome::AlreadyExists(b) => b,
                 BindOutcome::InProgress { operation } => {
-                    let t = PollTarget::binding(OperationKind::Bind, instance, binding, &svc.id, &plan.id, operation);
+                    let t = PollTarget::binding(
+                        OperationKind::Bind,
+                        instance,
+                        binding,
+                        &svc.id,
+                        &plan.id,
+                        operation,
+                    );
                     let deadline = Deadline::from_now(None, plan.max_polling_duration());
                     if !wait(&poller, t, deadline).await?.is_success() {
-                        return Err("bind did not succeed; consider unbinding (orphan mitigation)".into());
+                        return Err(
+                            "bind did not succeed; consider unbinding (orphan mitigation)".into(),
+                        );
                     }
-                    client.fetch_binding(instance, binding, Some(&svc.id), Some(&plan.id), &CallOptions::new()).await?.outcome
+                    client
+                        .fetch_binding(
+                            instance,
+                            binding,
+                            Some(&svc.id),
+                            Some(&plan.id),
+                            &CallOptions::new(),
+                        )
+                        .await?
+                        .outcome
                 }
             };
             // Printing credentials is what this command is for.
             let creds = body.credentials.map(|c| c.into_inner()).unwrap_or_default();
             println!("{}", serde_json::to_string_pretty(&creds)?);
         }
-        Command::Unbind { instance, binding, target } => {
+        Command::Unbind {
+            instance,
+            binding,
+            target,
+        } => {
             let (svc, plan) = lookup(&catalog, target)?;
-            let opts = if version >= ApiVersion::V2_14 { CallOptions::new().asynchronous() } else { CallOptions::new() };
-            match client.unbind(instance, binding, &svc.id, &plan.id, &opts).await?.outcome {
+            let opts = if version >= ApiVersion::V2_14 {
+                CallOptions::new().asynchronous()
+            } else {
+                CallOptions::new()
+            };
+            match client
+                .unbind(instance, binding, &svc.id, &plan.id, &opts)
+                .await?
+                .outcome
+            {
                 DeleteOutcome::Deleted => println!("unbound"),
                 DeleteOutcome::Gone => println!("binding did not exist"),
                 DeleteOutcome::InProgress { operation } => {
-                    let t = PollTarget::binding(OperationKind::Unbind, instance, binding, &svc.id, &plan.id, operation);
-                    let o = wait(&poller, t, Deadline::from_now(None, plan.max_polling_duration())).await?;
-                    println!("{}", if o.is_success() { "unbound" } else { "unbind failed" });
+                    let t = PollTarget::binding(
+                        OperationKind::Unbind,
+                        instance,
+                        binding,
+                        &svc.id,
+                        &plan.id,
+                        operation,
+                    );
+                    let o = wait(
+                        &poller,
+                        t,
+                        Deadline::from_now(None, plan.max_polling_duration()),
+                    )
+                    .await?;
+                    println!(
+                        "{}",
+                        if o.is_success() {
+                            "unbound"
+                        } else {
+                            "unbind failed"
+                        }
+                    );
                 }
             }
         }
         Command::Deprovision { instance, target } => {
             let (svc, plan) = lookup(&catalog, target)?;
-            match client.deprovision(instance, &svc.id, &plan.id, &CallOptions::new().asynchronous()).await?.outcome {
+            match client
+                .deprovision(
+                    instance,
+                    &svc.id,
+                    &plan.id,
+                    &CallOptions::new().asynchronous(),
+                )
+                .await?
+                .outcome
+            {
                 DeleteOutcome::Deleted => println!("deprovisioned"),
                 DeleteOutcome::Gone => println!("instance did not exist"),
                 DeleteOutcome::InProgress { operation } => {
-                    let t = PollTarget::instance(OperationKind::Deprovision, instance, &svc.id, &plan.id, operation);
-                    let o = wait(&poller, t, Deadline::from_now(None, plan.max_polling_duration())).await?;
-                    println!("{}", if o.is_success() { "deprovisioned" } else { "deprovision failed" });
+                    let t = PollTarget::instance(
+                        OperationKind::Deprovision,
+                        instance,
+                        &svc.id,
+                        &plan.id,
+                        operation,
+                    );
+                    let o = wait(
+                        &poller,
+                        t,
+                        Deadline::from_now(None, plan.max_polling_duration()),
+                    )
+                    .await?;
+                    println!(
+                        "{}",
+                        if o.is_success() {
+                            "deprovisioned"
+                        } else {
+                            "deprovision failed"
+                        }
+                    );
                 }
             }
         }

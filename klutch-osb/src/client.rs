@@ -2,7 +2,7 @@
 //! every endpoint's status codes to typed outcomes (spec 2, 3).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Method, StatusCode};
@@ -106,6 +106,8 @@ pub struct ClientBuilder {
     http: Option<reqwest::Client>,
     request_identity: RequestIdentity,
     strictness: Strictness,
+    catalog_cache_ttl: Option<Duration>,
+    server_name_override: Option<String>,
 }
 
 impl ClientBuilder {
@@ -191,6 +193,20 @@ impl ClientBuilder {
         self
     }
 
+    /// Verifies the broker's certificate against this name instead of the URL's host (for
+    /// brokers reached by IP or through a tunnel). SNI still carries the URL's host.
+    pub fn server_name_override(mut self, name: impl Into<String>) -> Self {
+        self.server_name_override = Some(name.into());
+        self
+    }
+
+    /// Caches the catalog for `ttl`; after that it is revalidated with `If-None-Match` /
+    /// `If-Modified-Since` (API version 2.16 and later) and a 304 returns the cached catalog.
+    pub fn catalog_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.catalog_cache_ttl = Some(ttl);
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<Client> {
         let base = self.base_url.trim_end_matches('/').to_owned();
@@ -206,7 +222,11 @@ impl ClientBuilder {
                 "a CA bundle and insecure_skip_verify are mutually exclusive",
             ));
         }
-        if self.http.is_some() && (self.ca_bundle_pem.is_some() || self.insecure_skip_verify) {
+        if self.http.is_some()
+            && (self.ca_bundle_pem.is_some()
+                || self.insecure_skip_verify
+                || self.server_name_override.is_some())
+        {
             return Err(Error::config(
                 "TLS options cannot be applied to a user-supplied reqwest::Client",
             ));
@@ -217,6 +237,7 @@ impl ClientBuilder {
                 let tls = crate::tls::client_config(
                     self.ca_bundle_pem.as_deref(),
                     self.insecure_skip_verify,
+                    self.server_name_override.as_deref(),
                 )?;
                 reqwest::Client::builder()
                     .tls_backend_preconfigured(tls)
@@ -239,6 +260,10 @@ impl ClientBuilder {
                 http,
                 request_identity: self.request_identity,
                 strictness: self.strictness,
+                catalog_cache: self.catalog_cache_ttl.map(|ttl| CatalogCache {
+                    ttl,
+                    entry: Mutex::new(None),
+                }),
             }),
         })
     }
@@ -391,6 +416,30 @@ struct Inner {
     http: reqwest::Client,
     request_identity: RequestIdentity,
     strictness: Strictness,
+    catalog_cache: Option<CatalogCache>,
+}
+
+struct CatalogCache {
+    ttl: Duration,
+    entry: Mutex<Option<CachedCatalog>>,
+}
+
+#[derive(Clone)]
+struct CachedCatalog {
+    catalog: Catalog,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    fetched: std::time::Instant,
+}
+
+impl CatalogCache {
+    fn get(&self) -> Option<CachedCatalog> {
+        self.entry.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn put(&self, c: CachedCatalog) {
+        *self.entry.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+    }
 }
 
 impl fmt::Debug for Client {
@@ -451,6 +500,8 @@ impl Client {
             http: None,
             request_identity: RequestIdentity::Auto,
             strictness: Strictness::Strict,
+            catalog_cache_ttl: None,
+            server_name_override: None,
         }
     }
 
@@ -510,15 +561,24 @@ impl Client {
     }
 
     async fn send(&self, call: &Call<'_>, opts: &CallOptions<'_>) -> Result<RawResponse> {
+        self.send_extra(call, opts, &[]).await
+    }
+
+    async fn send_extra(
+        &self,
+        call: &Call<'_>,
+        opts: &CallOptions<'_>,
+        extra: &[(&str, &str)],
+    ) -> Result<RawResponse> {
         let first = self
-            .send_with_version(call, opts, &self.inner.version_header)
+            .send_with_version(call, opts, &self.inner.version_header, extra)
             .await?;
         if first.status == StatusCode::PRECONDITION_FAILED
             && let Some(fallback) = &self.inner.fallback_version_header
             && fallback != &self.inner.version_header
         {
             tracing::info!(fallback = %fallback, "broker rejected the version header with 412; retrying once");
-            return self.send_with_version(call, opts, fallback).await;
+            return self.send_with_version(call, opts, fallback, extra).await;
         }
         Ok(first)
     }
@@ -528,6 +588,7 @@ impl Client {
         call: &Call<'_>,
         opts: &CallOptions<'_>,
         version: &str,
+        extra: &[(&str, &str)],
     ) -> Result<RawResponse> {
         let mut url = format!("{}{}", self.inner.base, call.path);
         for (i, (k, v)) in call.query.iter().enumerate() {
@@ -560,6 +621,9 @@ impl Client {
             if let Some(id) = id.filter(|i| !i.is_empty()) {
                 rb = rb.header(REQUEST_IDENTITY_HEADER, id);
             }
+        }
+        for (k, v) in extra {
+            rb = rb.header(*k, *v);
         }
         if let Some(origin) = call.origin {
             rb = rb.header(ORIGINATING_IDENTITY_HEADER, origin.header_value()?);
@@ -612,10 +676,58 @@ impl Client {
             body: None,
             origin: None,
         };
-        let raw = self.send(&call, opts).await?;
+        let cache = self.inner.catalog_cache.as_ref();
+        let cached = cache.and_then(CatalogCache::get);
+        if let (Some(cache), Some(c)) = (cache, &cached)
+            && c.fetched.elapsed() < cache.ttl
+        {
+            return Ok(Reply {
+                outcome: c.catalog.clone(),
+                status: StatusCode::OK,
+                request_identity: None,
+                violations: vec![],
+            });
+        }
+        let mut extra = vec![];
+        if let Some(c) = &cached
+            && self.inner.version.supports(Feature::ConditionalCatalog)
+        {
+            if let Some(e) = &c.etag {
+                extra.push(("If-None-Match", e.as_str()));
+            }
+            if let Some(m) = &c.last_modified {
+                extra.push(("If-Modified-Since", m.as_str()));
+            }
+        }
+        let raw = self.send_extra(&call, opts, &extra).await?;
         match raw.status.as_u16() {
             200 => {
                 let catalog = parse::catalog(&raw.body).map_err(|e| raw.decode_error(e))?;
+                if let Some(cache) = cache {
+                    let header = |h: http::HeaderName| {
+                        raw.headers
+                            .get(h)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned)
+                    };
+                    cache.put(CachedCatalog {
+                        catalog: catalog.clone(),
+                        etag: header(http::header::ETAG),
+                        last_modified: header(http::header::LAST_MODIFIED),
+                        fetched: std::time::Instant::now(),
+                    });
+                }
+                Ok(raw.reply(catalog, vec![]))
+            }
+            304 if !extra.is_empty() => {
+                let Some(mut c) = cached else {
+                    return Err(raw.error());
+                };
+                c.fetched = std::time::Instant::now();
+                let catalog = c.catalog.clone();
+                if let Some(cache) = cache {
+                    cache.put(c);
+                }
                 Ok(raw.reply(catalog, vec![]))
             }
             _ => Err(raw.error()),

@@ -13,7 +13,13 @@ use crate::error::{Error, Result};
 
 /// Builds the rustls client configuration: roots from `ca_bundle_pem` (replacing the system
 /// roots) or the system store, or no verification at all when `insecure`.
-pub(crate) fn client_config(ca_bundle_pem: Option<&[u8]>, insecure: bool) -> Result<ClientConfig> {
+/// `server_name`, when set, is the name the server certificate is verified against instead of
+/// the URL's host.
+pub(crate) fn client_config(
+    ca_bundle_pem: Option<&[u8]>,
+    insecure: bool,
+    server_name: Option<&str>,
+) -> Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -47,7 +53,62 @@ pub(crate) fn client_config(ca_bundle_pem: Option<&[u8]>, insecure: bool) -> Res
             }
         }
     }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    let Some(name) = server_name else {
+        return Ok(builder.with_root_certificates(roots).with_no_client_auth());
+    };
+    let name = ServerName::try_from(name.to_owned())
+        .map_err(|e| Error::config(format!("server_name_override {name:?}: {e}")))?;
+    let inner =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| Error::config(format!("TLS verifier: {e}")))?;
+    Ok(builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(OverrideName { inner, name }))
+        .with_no_client_auth())
+}
+
+/// Verifies the server certificate against a fixed name instead of the URL's host.
+#[derive(Debug)]
+struct OverrideName {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    name: ServerName<'static>,
+}
+
+impl ServerCertVerifier for OverrideName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Accepts any server certificate but still checks handshake signatures.

@@ -117,6 +117,8 @@ pub enum Feature {
     FetchHints,
     /// Binding rotation (error below).
     BindingRotation,
+    /// Conditional catalog requests with `If-None-Match` / `If-Modified-Since` (omitted below).
+    ConditionalCatalog,
 }
 
 impl Feature {
@@ -130,7 +132,7 @@ impl Feature {
             | Feature::AsyncBinding
             | Feature::BindingLastOperation => ApiVersion::V2_14,
             Feature::MaintenanceInfo | Feature::RequestIdentity => ApiVersion::V2_15,
-            Feature::FetchHints => ApiVersion::V2_16,
+            Feature::FetchHints | Feature::ConditionalCatalog => ApiVersion::V2_16,
             Feature::BindingRotation => ApiVersion::V2_17,
         }
     }
@@ -150,6 +152,7 @@ impl Feature {
             Feature::RequestIdentity => "request identity header",
             Feature::FetchHints => "service_id/plan_id hints on fetch",
             Feature::BindingRotation => "binding rotation",
+            Feature::ConditionalCatalog => "conditional catalog requests",
         }
     }
 }

@@ -344,9 +344,15 @@ async fn rejected_before_sending() {
 async fn user_supplied_reqwest_client_is_used() {
     // A caller that builds its own reqwest::Client is responsible for its TLS provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder().user_agent("my-platform/1.0").build().unwrap();
+    let http = reqwest::Client::builder()
+        .user_agent("my-platform/1.0")
+        .build()
+        .unwrap();
     let server = server(200, r#"{"services":[]}"#).await;
-    let c = klutch_osb::Client::builder(server.uri()).http_client(http).build().unwrap();
+    let c = klutch_osb::Client::builder(server.uri())
+        .http_client(http)
+        .build()
+        .unwrap();
     c.catalog().await.unwrap();
     let r = common::last(&server).await;
     assert_eq!(r.headers.get("user-agent").unwrap(), "my-platform/1.0");

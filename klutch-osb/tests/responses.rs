@@ -912,3 +912,56 @@ async fn timeouts_and_connect_errors_are_classified() {
         .unwrap_err();
     assert!(matches!(e, Error::Connect { .. }), "{e:?}");
 }
+
+#[tokio::test]
+async fn catalog_cache_revalidates_with_etag_and_last_modified() {
+    use wiremock::matchers::header;
+    let s = MockServer::start().await;
+    Mock::given(header("if-none-match", "\"v1\""))
+        .respond_with(ResponseTemplate::new(304))
+        .mount(&s)
+        .await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("ETag", "\"v1\"")
+                .insert_header("Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT")
+                .set_body_string(r#"{"services":[{"id":"s","name":"n","description":"d","bindable":true,"plans":[]}]}"#),
+        )
+        .mount(&s)
+        .await;
+    // TTL zero: every call revalidates; the 304 returns the cached catalog.
+    let c = Client::builder(s.uri())
+        .catalog_cache_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
+    assert_eq!(c.catalog().await.unwrap().outcome.services.len(), 1);
+    let r = c.catalog().await.unwrap();
+    assert_eq!(r.status.as_u16(), 304);
+    assert_eq!(r.outcome.services[0].id, "s");
+    let reqs = s.received_requests().await.unwrap();
+    assert!(reqs[0].headers.get("if-none-match").is_none());
+    assert_eq!(reqs[1].headers.get("if-none-match").unwrap(), "\"v1\"");
+    assert_eq!(
+        reqs[1].headers.get("if-modified-since").unwrap(),
+        "Sun, 06 Nov 1994 08:49:37 GMT"
+    );
+    // A long TTL serves from the cache without a request.
+    let cached = Client::builder(s.uri())
+        .catalog_cache_ttl(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    cached.catalog().await.unwrap();
+    cached.catalog().await.unwrap();
+    assert_eq!(s.received_requests().await.unwrap().len(), 3);
+    // Below 2.16 no conditional request is made.
+    let old = Client::builder(s.uri())
+        .api_version(ApiVersion::V2_15)
+        .catalog_cache_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
+    old.catalog().await.unwrap();
+    assert_eq!(old.catalog().await.unwrap().status.as_u16(), 200);
+    let reqs = s.received_requests().await.unwrap();
+    assert!(reqs[4].headers.get("if-none-match").is_none());
+}

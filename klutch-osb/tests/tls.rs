@@ -16,11 +16,15 @@ struct Pki {
 }
 
 fn pki() -> Pki {
+    pki_for(&["localhost", "127.0.0.1"])
+}
+
+fn pki_for(names: &[&str]) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+    let leaf = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
         .unwrap()
         .signed_by(&leaf_key, &ca)
         .unwrap();
@@ -120,4 +124,34 @@ async fn custom_ca_bundle_without_a_global_crypto_provider() {
         rustls::crypto::CryptoProvider::get_default().is_none(),
         "the client never installed a global provider"
     );
+}
+
+#[tokio::test]
+async fn server_name_override_verifies_against_another_name() {
+    let p = pki_for(&["broker.internal"]);
+    let port = serve(&p);
+    let url = format!("https://127.0.0.1:{port}");
+    let plain = Client::builder(&url)
+        .ca_bundle_pem(p.ca_pem.as_bytes().to_vec())
+        .build()
+        .unwrap();
+    assert!(
+        plain.catalog().await.is_err(),
+        "the certificate is not valid for 127.0.0.1"
+    );
+    let named = Client::builder(&url)
+        .ca_bundle_pem(p.ca_pem.as_bytes().to_vec())
+        .server_name_override("broker.internal")
+        .build()
+        .unwrap();
+    named
+        .catalog()
+        .await
+        .expect("verified against broker.internal");
+    let wrong = Client::builder(&url)
+        .ca_bundle_pem(p.ca_pem.as_bytes().to_vec())
+        .server_name_override("other.internal")
+        .build()
+        .unwrap();
+    assert!(wrong.catalog().await.is_err());
 }

@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = parse::retry_after(s, std::time::SystemTime::now());
     }
     for status in [200u16, 404, 410, 422, 500] {
-        let e = klutch_osb::BrokerError::from_response(http::StatusCode::from_u16(status).unwrap(), data, None);
+        let e = klutch_osb::BrokerError::from_response(
+            http::StatusCode::from_u16(status).unwrap(),
+            data,
+            None,
+        );
         let _ = e.to_string();
     }
 });
