@@ -68,7 +68,8 @@ pub use outcome::{
     AsyncOperation, BindOutcome, DeleteOutcome, ProvisionOutcome, Reply, UpdateOutcome,
 };
 pub use poll::{
-    Deadline, OperationKind, PollConfig, PollOutcome, PollStep, PollTarget, Poller, WaitResult,
+    Completion, Deadline, OperationKind, PollConfig, PollOutcome, PollStep, PollTarget, Poller,
+    WaitResult,
 };
 pub use version::{ApiVersion, Feature};
 

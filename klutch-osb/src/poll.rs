@@ -464,3 +464,220 @@ mod tests {
         assert_eq!(old.remaining(), Some(Duration::ZERO));
     }
 }
+
+/// The end of a polling-mode call (spec 6.2): either finished, or the asynchronous operation
+/// ended without success.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion<T> {
+    /// Finished (synchronously, or asynchronously followed by a successful poll).
+    Done(T),
+    /// The asynchronous operation ended `Failed`, `TimedOut` or `NotFound`; see
+    /// [`crate::orphan_mitigation`] with [`crate::OmResult::from_poll`].
+    Unsuccessful(PollOutcome),
+}
+
+impl Poller {
+    async fn finish(
+        &self,
+        target: PollTarget,
+        deadline: Deadline,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Option<PollOutcome>> {
+        let r = self.wait(&target, deadline, cancel).await?;
+        Ok(if r.outcome.is_success() {
+            None
+        } else {
+            Some(r.outcome)
+        })
+    }
+
+    /// Polling mode for provision: sends with `accepts_incomplete=true` and, on 202, polls
+    /// until the end. `deadline.limit`/`plan_max` bound the polling.
+    ///
+    /// ```no_run
+    /// # async fn run(client: klutch_osb::Client) -> klutch_osb::Result<()> {
+    /// use klutch_osb::{CallOptions, Completion, Deadline, Poller, ProvisionRequest};
+    /// let req = ProvisionRequest::new("svc-id", "plan-id").guids("org", "space");
+    /// let poller = Poller::new(client);
+    /// match poller.provision_and_wait("i-1", &req, &CallOptions::new(), Deadline::from_now(None, None), None).await? {
+    ///     Completion::Done(outcome) => println!("ready: {outcome:?}"),
+    ///     Completion::Unsuccessful(why) => println!("failed: {why:?}; deprovision (orphan mitigation)"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn provision_and_wait(
+        &self,
+        instance_id: &str,
+        req: &crate::ProvisionRequest,
+        opts: &CallOptions<'_>,
+        deadline: Deadline,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Completion<crate::ProvisionOutcome>> {
+        let opts = CallOptions {
+            accepts_incomplete: true,
+            ..opts.clone()
+        };
+        let outcome = self
+            .client
+            .provision(instance_id, req, &opts)
+            .await?
+            .outcome;
+        let Some(op) = outcome.in_progress() else {
+            return Ok(Completion::Done(outcome));
+        };
+        let t = PollTarget::instance(
+            OperationKind::Provision,
+            instance_id,
+            &req.service_id,
+            &req.plan_id,
+            op.operation.clone(),
+        );
+        Ok(match self.finish(t, deadline, cancel).await? {
+            None => Completion::Done(outcome),
+            Some(o) => Completion::Unsuccessful(o),
+        })
+    }
+
+    /// Polling mode for bind: on 202 polls until the end, then fetches the binding (the
+    /// credentials) with fetch binding.
+    pub async fn bind_and_wait(
+        &self,
+        instance_id: &str,
+        binding_id: &str,
+        req: &crate::BindRequest,
+        opts: &CallOptions<'_>,
+        deadline: Deadline,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Completion<crate::BindingBody>> {
+        let async_ok = self
+            .client
+            .api_version()
+            .supports(crate::Feature::AsyncBinding);
+        let opts = CallOptions {
+            accepts_incomplete: async_ok,
+            ..opts.clone()
+        };
+        let operation = match self
+            .client
+            .bind(instance_id, binding_id, req, &opts)
+            .await?
+            .outcome
+        {
+            crate::BindOutcome::Created(b) | crate::BindOutcome::AlreadyExists(b) => {
+                return Ok(Completion::Done(b));
+            }
+            crate::BindOutcome::InProgress { operation } => operation,
+        };
+        let t = PollTarget::binding(
+            OperationKind::Bind,
+            instance_id,
+            binding_id,
+            &req.service_id,
+            &req.plan_id,
+            operation,
+        );
+        if let Some(o) = self.finish(t, deadline, cancel).await? {
+            return Ok(Completion::Unsuccessful(o));
+        }
+        let fetch = CallOptions {
+            accepts_incomplete: false,
+            ..opts
+        };
+        let b = self
+            .client
+            .fetch_binding(
+                instance_id,
+                binding_id,
+                Some(&req.service_id),
+                Some(&req.plan_id),
+                &fetch,
+            )
+            .await?;
+        Ok(Completion::Done(b.outcome))
+    }
+
+    /// Polling mode for deprovision: `Done(Deleted | Gone)` once the instance is gone.
+    pub async fn deprovision_and_wait(
+        &self,
+        instance_id: &str,
+        service_id: &str,
+        plan_id: &str,
+        opts: &CallOptions<'_>,
+        deadline: Deadline,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Completion<crate::DeleteOutcome>> {
+        let opts = CallOptions {
+            accepts_incomplete: true,
+            ..opts.clone()
+        };
+        let outcome = self
+            .client
+            .deprovision(instance_id, service_id, plan_id, &opts)
+            .await?
+            .outcome;
+        let crate::DeleteOutcome::InProgress { operation } = outcome else {
+            return Ok(Completion::Done(outcome));
+        };
+        let t = PollTarget::instance(
+            OperationKind::Deprovision,
+            instance_id,
+            service_id,
+            plan_id,
+            operation,
+        );
+        self.delete_done(t, deadline, cancel).await
+    }
+
+    /// Polling mode for unbind: `Done(Deleted | Gone)` once the binding is gone.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn unbind_and_wait(
+        &self,
+        instance_id: &str,
+        binding_id: &str,
+        service_id: &str,
+        plan_id: &str,
+        opts: &CallOptions<'_>,
+        deadline: Deadline,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Completion<crate::DeleteOutcome>> {
+        let async_ok = self
+            .client
+            .api_version()
+            .supports(crate::Feature::AsyncBinding);
+        let opts = CallOptions {
+            accepts_incomplete: async_ok,
+            ..opts.clone()
+        };
+        let outcome = self
+            .client
+            .unbind(instance_id, binding_id, service_id, plan_id, &opts)
+            .await?
+            .outcome;
+        let crate::DeleteOutcome::InProgress { operation } = outcome else {
+            return Ok(Completion::Done(outcome));
+        };
+        let t = PollTarget::binding(
+            OperationKind::Unbind,
+            instance_id,
+            binding_id,
+            service_id,
+            plan_id,
+            operation,
+        );
+        self.delete_done(t, deadline, cancel).await
+    }
+
+    async fn delete_done(
+        &self,
+        t: PollTarget,
+        deadline: Deadline,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Completion<crate::DeleteOutcome>> {
+        let r = self.wait(&t, deadline, cancel).await?;
+        Ok(match r.outcome {
+            PollOutcome::Succeeded { .. } => Completion::Done(crate::DeleteOutcome::Deleted),
+            PollOutcome::Gone => Completion::Done(crate::DeleteOutcome::Gone),
+            other => Completion::Unsuccessful(other),
+        })
+    }
+}

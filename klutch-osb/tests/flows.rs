@@ -690,3 +690,71 @@ async fn auth_and_version_header_are_enforced() {
             .all(|r| r.header("authorization") == Some("[REDACTED]"))
     );
 }
+
+#[tokio::test]
+async fn polling_mode_helpers() {
+    use klutch_osb::Completion;
+    let (b, c) = broker(async_mode(50)).await;
+    let p = Poller::with_config(c.clone(), fast());
+    let d = || Deadline::from_now(Some(Duration::from_secs(30)), None);
+    let o = CallOptions::new();
+    let r = p
+        .provision_and_wait("i", &prov(SMALL), &o, d(), None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Completion::Done(ProvisionOutcome::InProgress(_))),
+        "{r:?}"
+    );
+    let Completion::Done(binding) = p
+        .bind_and_wait("i", "b", &BindRequest::new(SVC, SMALL), &o, d(), None)
+        .await
+        .unwrap()
+    else {
+        panic!("bind should finish")
+    };
+    assert_eq!(binding.credentials.unwrap().expose()["username"], "user-b");
+    assert_eq!(
+        p.unbind_and_wait("i", "b", SVC, SMALL, &o, d(), None)
+            .await
+            .unwrap(),
+        Completion::Done(DeleteOutcome::Gone)
+    );
+    assert_eq!(
+        p.deprovision_and_wait("i", SVC, SMALL, &o, d(), None)
+            .await
+            .unwrap(),
+        Completion::Done(DeleteOutcome::Gone)
+    );
+    assert_eq!(
+        p.deprovision_and_wait("i", SVC, SMALL, &o, d(), None)
+            .await
+            .unwrap(),
+        Completion::Done(DeleteOutcome::Gone)
+    );
+    b.set_fail_async_operations(true);
+    let r = p
+        .provision_and_wait("j", &prov(SMALL), &o, d(), None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Completion::Unsuccessful(PollOutcome::Failed { .. })),
+        "{r:?}"
+    );
+    // Synchronous brokers finish at once.
+    let (_b2, c2) = broker(FakeBrokerConfig::default()).await;
+    let p2 = Poller::with_config(c2, fast());
+    let r = p2
+        .provision_and_wait("k", &prov(SMALL), &o, d(), None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        r,
+        Completion::Done(ProvisionOutcome::Created { .. })
+    ));
+    let r = p2
+        .bind_and_wait("k", "b", &BindRequest::new(SVC, SMALL), &o, d(), None)
+        .await
+        .unwrap();
+    assert!(matches!(r, Completion::Done(ref b) if b.credentials.is_some()));
+}

@@ -965,3 +965,99 @@ async fn catalog_cache_revalidates_with_etag_and_last_modified() {
     let reqs = s.received_requests().await.unwrap();
     assert!(reqs[4].headers.get("if-none-match").is_none());
 }
+
+/// Spec section 11: behaviours of real brokers, one assertion per row that a single response
+/// can show (the others are in the flow and conformance tests).
+#[tokio::test]
+async fn real_broker_quirks() {
+    // Row 1, overview-broker: 412 with a JSON-encoded validator message as `error`.
+    let s = server(412, r#"{"error":"[{\"keyword\":\"required\",\"params\":{\"missingProperty\":\"x-broker-api-version\"}}]"}"#).await;
+    let e = client(&s, ApiVersion::V2_17).catalog().await.unwrap_err();
+    assert_eq!(e.kind(), Some(ErrorKind::UnsupportedApiVersion));
+    assert!(matches!(e.code(), Some(ErrorCode::Other(c)) if c.starts_with("[{")));
+    // Row 3, openbrokerapi / Spring: 400 for a missing header.
+    assert_eq!(
+        kind(
+            &provision(
+                400,
+                r#"{"description":"No X-Broker-Api-Version found."}"#,
+                true
+            )
+            .await
+        ),
+        Some(ErrorKind::BadRequest)
+    );
+    // Row 6: AsyncRequired without description.
+    let e = provision(422, r#"{"error":"AsyncRequired"}"#, false)
+        .await
+        .unwrap_err();
+    assert!(e.is_async_required() && e.broker().unwrap().description.is_none());
+    // Row 8, osb-starter-pack: 202 {"async":true}; last_operation 200 `null` is Invalid.
+    assert_eq!(
+        provision(202, r#"{"async":true}"#, true)
+            .await
+            .unwrap()
+            .in_progress()
+            .unwrap()
+            .operation,
+        None
+    );
+    let s = server(200, "null").await;
+    let p = Poller::with_config(client(&s, ApiVersion::V2_17), fast());
+    let t = PollTarget::instance(OperationKind::Provision, "i", "s", "p", None);
+    assert!(matches!(
+        p.poll_once(&t, 0).await.unwrap().outcome,
+        PollOutcome::Invalid { .. }
+    ));
+    // Row 11, overview-broker after a restart: failed with a description.
+    let s = server(
+        200,
+        r#"{"state":"failed","description":"The operation could not be found."}"#,
+    )
+    .await;
+    let p = Poller::with_config(client(&s, ApiVersion::V2_17), fast());
+    assert_eq!(
+        p.poll_once(&t, 0).await.unwrap().outcome,
+        PollOutcome::Failed {
+            description: Some("The operation could not be found.".into()),
+            instance_usable: true,
+            update_repeatable: true
+        }
+    );
+    // Row 13, worlds-simplest: re-provision answers 201 again.
+    assert!(matches!(
+        provision(201, "{}", false).await.unwrap(),
+        ProvisionOutcome::Created { .. }
+    ));
+    // Rows 14 and 17: 200 {"async":false} and 410 with an empty body on delete.
+    let s = server(200, r#"{"async":false}"#).await;
+    assert_eq!(
+        client(&s, ApiVersion::V2_17)
+            .deprovision("i", "s", "p", &CallOptions::new())
+            .await
+            .unwrap()
+            .outcome,
+        DeleteOutcome::Deleted
+    );
+    let s = server(410, "").await;
+    assert_eq!(
+        client(&s, ApiVersion::V2_17)
+            .unbind("i", "b", "s", "p", &CallOptions::new())
+            .await
+            .unwrap()
+            .outcome,
+        DeleteOutcome::Gone
+    );
+    // Row 21, a9s: curated descriptions are surfaced verbatim.
+    let e = provision(422, r#"{"error":"InstanceLimitError","description":"Service instance limit hit for the service plan"}"#, false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.broker().unwrap().description.as_deref(),
+        Some("Service instance limit hit for the service plan")
+    );
+    assert_eq!(
+        e.code(),
+        Some(&ErrorCode::Other("InstanceLimitError".into()))
+    );
+}
