@@ -108,6 +108,7 @@ pub struct ClientBuilder {
     strictness: Strictness,
     catalog_cache_ttl: Option<Duration>,
     server_name_override: Option<String>,
+    reject_unsupported_fields: bool,
 }
 
 impl ClientBuilder {
@@ -193,6 +194,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Rejects requests that carry a field the configured API version lacks (`context` below
+    /// 2.12/2.13, originating identity below 2.13, `maintenance_info` below 2.15, fetch hints
+    /// below 2.16) with [`Gate::UnsupportedByVersion`] instead of omitting the field silently
+    /// as spec 4.2 prescribes (the default).
+    pub fn reject_unsupported_fields(mut self, yes: bool) -> Self {
+        self.reject_unsupported_fields = yes;
+        self
+    }
+
     /// Verifies the broker's certificate against this name instead of the URL's host (for
     /// brokers reached by IP or through a tunnel). SNI still carries the URL's host.
     pub fn server_name_override(mut self, name: impl Into<String>) -> Self {
@@ -260,6 +270,7 @@ impl ClientBuilder {
                 http,
                 request_identity: self.request_identity,
                 strictness: self.strictness,
+                reject_unsupported_fields: self.reject_unsupported_fields,
                 catalog_cache: self.catalog_cache_ttl.map(|ttl| CatalogCache {
                     ttl,
                     entry: Mutex::new(None),
@@ -416,6 +427,7 @@ struct Inner {
     http: reqwest::Client,
     request_identity: RequestIdentity,
     strictness: Strictness,
+    reject_unsupported_fields: bool,
     catalog_cache: Option<CatalogCache>,
 }
 
@@ -502,6 +514,7 @@ impl Client {
             strictness: Strictness::Strict,
             catalog_cache_ttl: None,
             server_name_override: None,
+            reject_unsupported_fields: false,
         }
     }
 
@@ -518,6 +531,22 @@ impl Client {
     /// The base URL (without a trailing slash).
     pub fn base_url(&self) -> &str {
         &self.inner.base
+    }
+
+    /// Whether a version-gated field may be sent: `Ok(false)` means "omit" (spec 4.2); with
+    /// `reject_unsupported_fields` it is an error instead.
+    fn field(&self, f: Feature) -> Result<bool> {
+        match self.inner.version.require(f) {
+            Ok(()) => Ok(true),
+            Err(gate) if self.inner.reject_unsupported_fields => Err(gate.into()),
+            Err(_) => {
+                tracing::debug!(
+                    feature = f.name(),
+                    "omitting a field the configured OSB API version lacks"
+                );
+                Ok(false)
+            }
+        }
     }
 
     fn instance_path(&self, instance_id: &str) -> Result<String> {
@@ -539,16 +568,12 @@ impl Client {
         opts: &'o CallOptions<'_>,
         context: Option<&crate::Context>,
     ) -> Result<Option<&'o OriginatingIdentity>> {
-        if !self
-            .inner
-            .version
-            .supports(Feature::ContextOnBindAndOriginatingIdentity)
-        {
-            return Ok(None);
-        }
         let Some(id) = opts.originating_identity.as_ref() else {
             return Ok(None);
         };
+        if !self.field(Feature::ContextOnBindAndOriginatingIdentity)? {
+            return Ok(None);
+        }
         if let Some(p) = context.and_then(|c| c.platform())
             && p != id.platform()
         {
@@ -777,7 +802,6 @@ impl Client {
         let path = self.instance_path(instance_id)?;
         non_empty("service_id", &req.service_id)?;
         non_empty("plan_id", &req.plan_id)?;
-        let v = self.inner.version;
         let synthesised = req.context.as_ref().and_then(|c| c.guids());
         let org = req
             .organization_guid
@@ -801,7 +825,7 @@ impl Client {
         put_str(&mut body, "organization_guid", &org);
         put_str(&mut body, "space_guid", &space);
         if let Some(c) = &req.context
-            && v.supports(Feature::ContextOnInstance)
+            && self.field(Feature::ContextOnInstance)?
         {
             body.insert("context".into(), to_value(c)?);
         }
@@ -809,7 +833,7 @@ impl Client {
             body.insert("parameters".into(), Value::Object(p.clone()));
         }
         if let Some(mi) = &req.maintenance_info
-            && v.supports(Feature::MaintenanceInfo)
+            && self.field(Feature::MaintenanceInfo)?
         {
             body.insert("maintenance_info".into(), to_value(mi)?);
         }
@@ -940,7 +964,6 @@ impl Client {
                 return Err(Gate::ContextUpdatesNotAllowed.into());
             }
         }
-        let v = self.inner.version;
         let mut body = obj();
         put_str(&mut body, "service_id", &req.service_id);
         if let Some(p) = &req.plan_id {
@@ -950,18 +973,18 @@ impl Client {
             body.insert("parameters".into(), Value::Object(p.clone()));
         }
         if let Some(c) = &req.context
-            && v.supports(Feature::ContextOnInstance)
+            && self.field(Feature::ContextOnInstance)?
         {
             body.insert("context".into(), to_value(c)?);
         }
         if let Some(mi) = &req.maintenance_info
-            && v.supports(Feature::MaintenanceInfo)
+            && self.field(Feature::MaintenanceInfo)?
         {
             body.insert("maintenance_info".into(), to_value(mi)?);
         }
         if let Some(pv) = &req.previous_values {
             let mut pv = pv.clone();
-            if !v.supports(Feature::MaintenanceInfo) {
+            if pv.maintenance_info.is_some() && !self.field(Feature::MaintenanceInfo)? {
                 pv.maintenance_info = None;
             }
             body.insert("previous_values".into(), to_value(&pv)?);
@@ -1141,7 +1164,7 @@ impl Client {
             return Err(Gate::NotRetrievable.into());
         }
         let path = self.instance_path(instance_id)?;
-        let query = self.hints(service_id, plan_id);
+        let query = self.hints(service_id, plan_id)?;
         let origin = self.origin(opts, None)?;
         let call = Call {
             method: Method::GET,
@@ -1164,10 +1187,7 @@ impl Client {
         &self,
         service_id: Option<&'s str>,
         plan_id: Option<&'s str>,
-    ) -> Vec<(&'static str, &'s str)> {
-        if !self.inner.version.supports(Feature::FetchHints) {
-            return vec![];
-        }
+    ) -> Result<Vec<(&'static str, &'s str)>> {
         let mut q = vec![];
         if let Some(s) = service_id.filter(|s| !s.is_empty()) {
             q.push(("service_id", s));
@@ -1175,7 +1195,10 @@ impl Client {
         if let Some(p) = plan_id.filter(|p| !p.is_empty()) {
             q.push(("plan_id", p));
         }
-        q
+        if !q.is_empty() && !self.field(Feature::FetchHints)? {
+            q.clear();
+        }
+        Ok(q)
     }
 
     /// `PUT .../service_bindings/{binding_id}`: bind.
@@ -1233,7 +1256,6 @@ impl Client {
         if accepts {
             self.inner.version.require(Feature::AsyncBinding)?;
         }
-        let v = self.inner.version;
         let mut body = obj();
         put_str(&mut body, "service_id", &req.service_id);
         put_str(&mut body, "plan_id", &req.plan_id);
@@ -1246,7 +1268,7 @@ impl Client {
             }
         }
         if let Some(c) = &req.context
-            && v.supports(Feature::ContextOnBindAndOriginatingIdentity)
+            && self.field(Feature::ContextOnBindAndOriginatingIdentity)?
         {
             body.insert("context".into(), to_value(c)?);
         }
@@ -1410,7 +1432,7 @@ impl Client {
             return Err(Gate::NotRetrievable.into());
         }
         let path = self.binding_path(instance_id, binding_id)?;
-        let query = self.hints(service_id, plan_id);
+        let query = self.hints(service_id, plan_id)?;
         let origin = self.origin(opts, None)?;
         let call = Call {
             method: Method::GET,

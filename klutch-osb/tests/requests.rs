@@ -364,3 +364,83 @@ async fn user_supplied_reqwest_client_is_used() {
         .unwrap_err();
     assert!(matches!(e, klutch_osb::Error::Config { .. }));
 }
+
+#[tokio::test]
+async fn unsupported_fields_are_omitted_or_rejected() {
+    use klutch_osb::{Error, Gate};
+    let server = server(201, "{}").await;
+    let req = ProvisionRequest::new("s", "p")
+        .guids("o", "sp")
+        .maintenance_info(MaintenanceInfo::version("1.0.0"));
+    // Default (spec 4.2): omitted silently.
+    let c = client(&server, ApiVersion::V2_14);
+    c.provision("i", &req, &CallOptions::new()).await.unwrap();
+    let body: serde_json::Value =
+        serde_json::from_slice(&common::last(&server).await.body).unwrap();
+    assert!(body.get("maintenance_info").is_none());
+    // Opt-in: a clear error and no request.
+    let strict = klutch_osb::Client::builder(server.uri())
+        .api_version(ApiVersion::V2_14)
+        .reject_unsupported_fields(true)
+        .build()
+        .unwrap();
+    let before = server.received_requests().await.unwrap().len();
+    let e = strict
+        .provision("i", &req, &CallOptions::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Gate(Gate::UnsupportedByVersion {
+                needed: ApiVersion::V2_15,
+                ..
+            })
+        ),
+        "{e}"
+    );
+    let ctx = ProvisionRequest::new("s", "p").context(Context::kubernetes("n", "c"));
+    let old = klutch_osb::Client::builder(server.uri())
+        .api_version(ApiVersion::V2_11)
+        .reject_unsupported_fields(true)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        old.provision("i", &ctx, &CallOptions::new()).await,
+        Err(Error::Gate(_))
+    ));
+    let id = CallOptions::new().originating_identity(OriginatingIdentity::cloudfoundry("u"));
+    let v212 = klutch_osb::Client::builder(server.uri())
+        .api_version(ApiVersion::V2_12)
+        .reject_unsupported_fields(true)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        v212.deprovision("i", "s", "p", &id).await,
+        Err(Error::Gate(_))
+    ));
+    let v215 = klutch_osb::Client::builder(server.uri())
+        .api_version(ApiVersion::V2_15)
+        .reject_unsupported_fields(true)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        v215.fetch_instance("i", Some("s"), None, &CallOptions::new())
+            .await,
+        Err(Error::Gate(_))
+    ));
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        before,
+        "nothing was sent"
+    );
+    // Requests without such fields still work in the strict mode.
+    strict
+        .provision(
+            "i",
+            &ProvisionRequest::new("s", "p").guids("o", "sp"),
+            &CallOptions::new(),
+        )
+        .await
+        .unwrap();
+}
