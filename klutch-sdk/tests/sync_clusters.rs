@@ -472,3 +472,80 @@ async fn provider_crds_become_exports_and_consumer_crds() {
         );
     }
 }
+
+/// Regression: mappings that exist before the syncer starts arrive only in its initial list; the
+/// map must be built when that list completes, not only on later changes.
+#[tokio::test]
+async fn mappings_that_exist_before_start_are_used() {
+    init_logs();
+    let env = TestEnv::shared()
+        .await
+        .expect("start the shared environment");
+    let consumer = env["app"].client().await.unwrap();
+    let provider = env["control-plane"].client().await.unwrap();
+    install_widget_crd(&consumer, None).await;
+    install_widget_crd(&provider, Some(100)).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(provider.clone());
+    for crd in klutch_sdk::api::crds() {
+        crds.patch(
+            crd.metadata.name.as_deref().unwrap(),
+            &PatchParams::apply("klutch-test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+    }
+    await_condition(
+        crds,
+        "apiservicenamespaces.klutch.anynines.com",
+        conditions::is_crd_established(),
+    )
+    .await
+    .unwrap();
+    let cluster_ns = "cluster-sync2";
+    let provider_ns = service_namespace(cluster_ns, "team-early");
+    for (client, ns) in [
+        (&provider, cluster_ns),
+        (&provider, provider_ns.as_str()),
+        (&consumer, "team-early"),
+    ] {
+        create_namespace(client, ns).await;
+    }
+    let mappings: Api<APIServiceNamespace> = Api::namespaced(provider.clone(), cluster_ns);
+    mappings
+        .create(
+            &PostParams::default(),
+            &APIServiceNamespace::new("team-early", klutch_sdk::api::APIServiceNamespaceSpec {}),
+        )
+        .await
+        .unwrap();
+    let status =
+        json!({ "status": APIServiceNamespaceStatus { namespace: Some(provider_ns.clone()) } });
+    mappings
+        .patch_status(
+            "team-early",
+            &PatchParams::default(),
+            &Patch::Merge(&status),
+        )
+        .await
+        .unwrap();
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let syncer = ResourceSyncer::new(consumer.clone(), provider.clone(), widgets(), cluster_ns);
+    let task = tokio::spawn(syncer.run(async move {
+        let _ = stopped.await;
+    }));
+    let ar = widgets();
+    let mine: Api<DynamicObject> = Api::namespaced_with(consumer.clone(), "team-early", &ar);
+    let theirs: Api<DynamicObject> = Api::namespaced_with(provider.clone(), &provider_ns, &ar);
+    let mut w = DynamicObject::new("early", &ar);
+    w.data = json!({ "spec": { "size": 7 } });
+    mine.create(&PostParams::default(), &w).await.unwrap();
+    let copy = eventually("the provider copy", || async {
+        theirs.get_opt("early").await.unwrap()
+    })
+    .await;
+    assert_eq!(copy.data["spec"]["size"], 7);
+    let _ = stop.send(());
+    tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+}

@@ -173,17 +173,26 @@ impl ResourceSyncer {
         // the consumer objects of that namespace through the provider watch below.
         let map = self.namespaces.clone();
         let (reader, writer) = kube::runtime::reflector::store::<APIServiceNamespace>();
+        // Every event, including the end of an initial list (InitDone, when the store swaps in the
+        // listed objects), recomputes the map from the store.
         let mapping_feed = watcher(mappings, watcher::Config::default())
             .backoff(watch_backoff())
             .reflect(writer)
-            .touched_objects()
-            .for_each(move |_| {
+            .for_each(move |event| {
                 let map = map.clone();
                 let reader = reader.clone();
                 async move {
+                    if let Err(e) = event {
+                        tracing::warn!(error = %e, "watching APIServiceNamespaces failed; retrying");
+                        return;
+                    }
                     let state = reader.state();
-                    *map.write().expect("namespace map lock") =
-                        NamespaceMap::from_api_service_namespaces(state.iter().map(|a| a.as_ref()));
+                    let mapping = NamespaceMap::from_api_service_namespaces(state.iter().map(|a| a.as_ref()));
+                    let mut current = map.write().expect("namespace map lock");
+                    if *current != mapping {
+                        tracing::debug!(?mapping, "namespace mapping changed");
+                        *current = mapping;
+                    }
                 }
             });
 

@@ -172,16 +172,27 @@ impl Identity {
     /// Clients are bound to the Tokio runtime that builds them, so build one per test rather than
     /// sharing one between `#[tokio::test]`s.
     pub async fn client(&self) -> Result<kube::Client> {
+        let config = self.config().await?;
+        kube::Client::try_from(config).map_err(|source| Error::Client {
+            context: self.context(),
+            source,
+        })
+    }
+
+    /// The `kube::Config` behind [`client`](Self::client), for clients with extra tower layers
+    /// (e.g. request counters) built with `kube::client::ClientBuilder`.
+    pub async fn config(&self) -> Result<kube::Config> {
         crate::tls::install_crypto_provider();
-        let context = format!("{}@{}", self.user, self.cluster);
-        let config =
-            kube::Config::from_custom_kubeconfig(self.kubeconfig(), &KubeConfigOptions::default())
-                .await
-                .map_err(|source| Error::Kubeconfig {
-                    context: context.clone(),
-                    source,
-                })?;
-        kube::Client::try_from(config).map_err(|source| Error::Client { context, source })
+        kube::Config::from_custom_kubeconfig(self.kubeconfig(), &KubeConfigOptions::default())
+            .await
+            .map_err(|source| Error::Kubeconfig {
+                context: self.context(),
+                source,
+            })
+    }
+
+    fn context(&self) -> String {
+        format!("{}@{}", self.user, self.cluster)
     }
 }
 

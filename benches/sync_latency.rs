@@ -1,0 +1,437 @@
+//! Sync latency, throughput, memory and API requests per object of `ResourceSyncer` between two
+//! real clusters, against the floor: a minimal watch-then-apply loop between the same clusters.
+//!
+//! ```text
+//! cargo bench -p klutch-benches --bench sync_latency                    # N = 10, 100, 1000
+//! KLUTCH_BENCH_SYNC_N=100 cargo bench -p klutch-benches --bench sync_latency
+//! ```
+//!
+//! For each N, in one run: N objects are created in the app cluster at once; the bench stamps
+//! each create and, through its own watch on the control plane, the moment the copy appears
+//! (create → provider copy). Then it sets every copy's status on the control plane and stamps
+//! when the app cluster shows it (provider status → consumer status). Requests are counted on
+//! the syncer's own clients (a tower layer), so "writes per object" is exact. Memory is the
+//! bench process's peak RSS (syncer plus the bench itself), an upper bound for the syncer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use klutch_sdk::api::{APIServiceNamespace, APIServiceNamespaceSpec, APIServiceNamespaceStatus};
+use klutch_sdk::sync::syncer::ResourceSyncer;
+use klutch_sdk::testenv::{Identity, TestEnv};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ObjectMeta, Patch, PatchParams, PostParams,
+};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use serde_json::json;
+
+const CLUSTER_NS: &str = "cluster-bench";
+
+fn widgets() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("bench.klutch.test", "v1", "Widget"),
+        "widgets",
+    )
+}
+
+/// Requests made through a client, by whether they write.
+#[derive(Default)]
+struct Counter {
+    reads: AtomicU64,
+    writes: AtomicU64,
+}
+
+async fn counted_client(identity: &Identity, counter: Arc<Counter>) -> kube::Client {
+    let config = identity.config().await.expect("config");
+    let layer = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+        let write = !matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+        let slot = if write {
+            &counter.writes
+        } else {
+            &counter.reads
+        };
+        slot.fetch_add(1, Ordering::Relaxed);
+        req
+    });
+    kube::client::ClientBuilder::try_from(config)
+        .expect("client builder")
+        .with_layer(&layer)
+        .build()
+}
+
+async fn setup(env: &TestEnv, consumer_ns: &str) -> String {
+    let consumer = env["app"].client().await.unwrap();
+    let provider = env["control-plane"].client().await.unwrap();
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": "widgets.bench.klutch.test" },
+        "spec": { "group": "bench.klutch.test", "scope": "Namespaced",
+            "names": { "kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList" },
+            "versions": [{ "name": "v1", "served": true, "storage": true, "subresources": { "status": {} },
+                "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }] }
+    }))
+    .unwrap();
+    for client in [&consumer, &provider] {
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        crds.patch(
+            "widgets.bench.klutch.test",
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+        await_condition(
+            crds,
+            "widgets.bench.klutch.test",
+            conditions::is_crd_established(),
+        )
+        .await
+        .unwrap();
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(provider.clone());
+    for crd in klutch_sdk::api::crds() {
+        crds.patch(
+            crd.metadata.name.as_deref().unwrap(),
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+    }
+    await_condition(
+        crds,
+        "apiservicenamespaces.klutch.anynines.com",
+        conditions::is_crd_established(),
+    )
+    .await
+    .unwrap();
+    // Play the backend once: map the consumer namespace before the syncer starts.
+    let provider_ns = klutch_sdk::sync::naming::service_namespace(CLUSTER_NS, consumer_ns);
+    for (client, ns) in [
+        (&provider, CLUSTER_NS),
+        (&provider, provider_ns.as_str()),
+        (&consumer, consumer_ns),
+    ] {
+        let n = Namespace {
+            metadata: ObjectMeta {
+                name: Some(ns.into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        let _ = Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &n)
+            .await;
+    }
+    let mappings: Api<APIServiceNamespace> = Api::namespaced(provider.clone(), CLUSTER_NS);
+    let _ = mappings
+        .create(
+            &PostParams::default(),
+            &APIServiceNamespace::new(consumer_ns, APIServiceNamespaceSpec {}),
+        )
+        .await;
+    let status =
+        json!({ "status": APIServiceNamespaceStatus { namespace: Some(provider_ns.clone()) } });
+    mappings
+        .patch_status(consumer_ns, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    provider_ns
+}
+
+fn percentiles(mut v: Vec<Duration>) -> (f64, f64, f64) {
+    v.sort();
+    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0;
+    (at(0.5), at(0.95), at(0.99))
+}
+
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .map(|v| v.trim().trim_end_matches("kB").trim().to_owned())
+        })
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// Watches `api` and records when each object first satisfies `done`.
+fn record<F>(
+    api: Api<DynamicObject>,
+    done: F,
+) -> (
+    Arc<Mutex<HashMap<String, Instant>>>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    F: Fn(&DynamicObject) -> bool + Send + 'static,
+{
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let out = seen.clone();
+    let task = tokio::spawn(async move {
+        let mut events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        while let Ok(Some(obj)) = events.try_next().await {
+            if done(&obj) {
+                out.lock()
+                    .unwrap()
+                    .entry(obj.metadata.name.clone().unwrap())
+                    .or_insert_with(Instant::now);
+            }
+        }
+    });
+    (seen, task)
+}
+
+async fn wait_all(seen: &Mutex<HashMap<String, Instant>>, n: usize, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while seen.lock().unwrap().len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} objects converged in {limit:?}",
+            seen.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+struct Outcome {
+    up: Vec<Duration>,
+    down: Vec<Duration>,
+    throughput: f64,
+    writes_per_object: f64,
+    requests_per_object: f64,
+}
+
+/// One round: N creates, then N provider status updates. `floor` runs the minimal loop instead of
+/// the syncer.
+async fn round(env: &TestEnv, n: usize, floor: bool, tag: &str) -> Outcome {
+    let consumer_ns = format!("bench-{tag}");
+    let provider_ns = setup(env, &consumer_ns).await;
+    let ar = widgets();
+    let counter = Arc::new(Counter::default());
+    let sync_consumer = counted_client(&env["app"].admin(), counter.clone()).await;
+    let sync_provider = counted_client(&env["control-plane"].admin(), counter.clone()).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = if floor {
+        tokio::spawn(floor_loop(
+            sync_consumer,
+            sync_provider,
+            ar.clone(),
+            consumer_ns.clone(),
+            provider_ns.clone(),
+            stopped,
+        ))
+    } else {
+        let syncer = ResourceSyncer::new(sync_consumer, sync_provider, ar.clone(), CLUSTER_NS);
+        tokio::spawn(syncer.run(async move {
+            let _ = stopped.await;
+        }))
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await; // let the agent's watches start
+
+    let bench_consumer = env["app"].client().await.unwrap();
+    let bench_provider = env["control-plane"].client().await.unwrap();
+    let mine: Api<DynamicObject> = Api::namespaced_with(bench_consumer, &consumer_ns, &ar);
+    let theirs: Api<DynamicObject> = Api::namespaced_with(bench_provider, &provider_ns, &ar);
+    let (copied, copy_watch) = record(theirs.clone(), |_| true);
+    let (statused, status_watch) = record(mine.clone(), |o| o.data.get("status").is_some());
+
+    let before = (
+        counter.reads.load(Ordering::Relaxed),
+        counter.writes.load(Ordering::Relaxed),
+    );
+    let started = Instant::now();
+    let mut created = HashMap::new();
+    let creates = futures::stream::iter(0..n).map(|i| {
+        let mine = mine.clone();
+        let ar = ar.clone();
+        async move {
+            let mut w = DynamicObject::new(&format!("w{i}"), &ar);
+            w.data = json!({ "spec": { "index": i } });
+            mine.create(&PostParams::default(), &w)
+                .await
+                .expect("create");
+            (format!("w{i}"), Instant::now())
+        }
+    });
+    let mut creates = creates.buffer_unordered(16);
+    while let Some((name, at)) = creates.next().await {
+        created.insert(name, at);
+    }
+    eprintln!("bench: created; waiting for provider copies");
+    wait_all(&copied, n, Duration::from_secs(600)).await;
+    let converged = started.elapsed();
+    let up: Vec<Duration> = copied
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, t)| t.saturating_duration_since(created[k]))
+        .collect();
+
+    let mut status_set = HashMap::new();
+    let statuses = futures::stream::iter(0..n).map(|i| {
+        let theirs = theirs.clone();
+        async move {
+            let name = format!("w{i}");
+            theirs
+                .patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "status": { "ready": true } })),
+                )
+                .await
+                .expect("set status");
+            (name, Instant::now())
+        }
+    });
+    let mut statuses = statuses.buffer_unordered(16);
+    while let Some((name, at)) = statuses.next().await {
+        status_set.insert(name, at);
+    }
+    wait_all(&statused, n, Duration::from_secs(600)).await;
+    let down: Vec<Duration> = statused
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, t)| t.saturating_duration_since(status_set[k]))
+        .collect();
+
+    // Steady state: nothing changes, so nothing must be written.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reads = counter.reads.load(Ordering::Relaxed) - before.0;
+    let writes = counter.writes.load(Ordering::Relaxed) - before.1;
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), agent).await;
+    copy_watch.abort();
+    status_watch.abort();
+    Outcome {
+        up,
+        down,
+        throughput: n as f64 / converged.as_secs_f64(),
+        writes_per_object: writes as f64 / n as f64,
+        requests_per_object: (reads + writes) as f64 / n as f64,
+    }
+}
+
+/// The floor: watch consumer objects, apply each to the provider, copy status back. No finalizer,
+/// no namespace mapping, no get before write: the least a sync loop can do.
+async fn floor_loop(
+    consumer: kube::Client,
+    provider: kube::Client,
+    ar: ApiResource,
+    consumer_ns: String,
+    provider_ns: String,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mine: Api<DynamicObject> = Api::namespaced_with(consumer, &consumer_ns, &ar);
+    let theirs: Api<DynamicObject> = Api::namespaced_with(provider, &provider_ns, &ar);
+    let up = {
+        let (mine, theirs, ar) = (mine.clone(), theirs.clone(), ar.clone());
+        async move {
+            let mut events = watcher(mine, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Ok(Some(obj)) = events.try_next().await {
+                let name = obj.metadata.name.clone().unwrap();
+                let intent = json!({ "apiVersion": ar.api_version, "kind": ar.kind, "metadata": { "name": name }, "spec": obj.data["spec"] });
+                let _ = theirs
+                    .patch(
+                        &name,
+                        &PatchParams::apply("floor").force(),
+                        &Patch::Apply(&intent),
+                    )
+                    .await;
+            }
+        }
+    };
+    let down = async move {
+        let mut events = watcher(theirs, watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        while let Ok(Some(obj)) = events.try_next().await {
+            if let Some(status) = obj.data.get("status") {
+                let name = obj.metadata.name.clone().unwrap();
+                let _ = mine
+                    .patch_status(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({ "status": status })),
+                    )
+                    .await;
+            }
+        }
+    };
+    tokio::select! {
+        () = up => {}
+        () = down => {}
+        _ = stop => {}
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let sizes: Vec<usize> = if smoke {
+        vec![5]
+    } else {
+        std::env::var("KLUTCH_BENCH_SYNC_N")
+            .unwrap_or_else(|_| "10,100,1000".into())
+            .split(',')
+            .map(|v| {
+                v.trim()
+                    .parse()
+                    .expect("KLUTCH_BENCH_SYNC_N is a comma-separated list of numbers")
+            })
+            .collect()
+    };
+    // KLUTCH_BENCH_AGENTS=syncer skips the floor (e.g. while profiling the syncer).
+    let agents = match std::env::var("KLUTCH_BENCH_AGENTS").as_deref() {
+        Ok("syncer") => vec![false],
+        _ => vec![true, false],
+    };
+    let env = TestEnv::builder()
+        .cluster("control-plane")
+        .cluster("app")
+        .controller_manager(false)
+        .start()
+        .await
+        .expect("start clusters");
+    println!(
+        "| N | agent | create→provider p50/p95/p99 (ms) | provider status→consumer p50/p95/p99 (ms) | objects/s | writes/object | requests/object | peak RSS (MiB) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for n in sizes {
+        for floor in agents.clone() {
+            let tag = format!("{n}-{}", if floor { "floor" } else { "syncer" });
+            let o = round(&env, n, floor, &tag).await;
+            let (u50, u95, u99) = percentiles(o.up);
+            let (d50, d95, d99) = percentiles(o.down);
+            println!(
+                "| {n} | {} | {u50:.0} / {u95:.0} / {u99:.0} | {d50:.0} / {d95:.0} / {d99:.0} | {:.0} | {:.2} | {:.2} | {} |",
+                if floor { "floor" } else { "ResourceSyncer" },
+                o.throughput,
+                o.writes_per_object,
+                o.requests_per_object,
+                peak_rss_mib()
+            );
+        }
+    }
+}
