@@ -48,7 +48,7 @@ pub mod parse;
 pub mod poll;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod tls;
+pub mod tls;
 pub mod version;
 
 pub use catalog::{Catalog, CatalogIssue, MaintenanceInfo, Plan, Schemas, Service};

@@ -1,5 +1,6 @@
 //! TLS for the client's own `reqwest::Client`: an explicit rustls configuration on the `ring`
 //! provider, so the crate works in processes that never installed a global CryptoProvider.
+//! Public so that other clients of the same family (klutch-a9s) share one implementation.
 
 use std::sync::Arc;
 
@@ -15,7 +16,14 @@ use crate::error::{Error, Result};
 /// roots) or the system store, or no verification at all when `insecure`.
 /// `server_name`, when set, is the name the server certificate is verified against instead of
 /// the URL's host.
-pub(crate) fn client_config(
+///
+/// ```
+/// let config = klutch_osb::tls::client_config(None, false, None).unwrap();
+/// let http = reqwest::Client::builder().tls_backend_preconfigured(config).build().unwrap();
+/// # drop(http);
+/// assert!(klutch_osb::tls::client_config(Some(b"not pem".as_slice()), false, None).is_err());
+/// ```
+pub fn client_config(
     ca_bundle_pem: Option<&[u8]>,
     insecure: bool,
     server_name: Option<&str>,
