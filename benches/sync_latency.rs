@@ -23,11 +23,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use klutch_sdk::api::{APIServiceNamespace, APIServiceNamespaceSpec, APIServiceNamespaceStatus};
 use klutch_sdk::sync::syncer::ResourceSyncer;
-use klutch_sdk::testenv::{Identity, TestEnv};
+use klutch_sdk::testenv::{Identity, TestEnv, install_crd};
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ObjectMeta, Patch, PatchParams, PostParams,
 };
-use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::json;
 
@@ -78,39 +77,11 @@ async fn setup(env: &TestEnv, consumer_ns: &str) -> String {
     }))
     .unwrap();
     for client in [&consumer, &provider] {
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        crds.patch(
-            "widgets.bench.klutch.test",
-            &PatchParams::apply("bench").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-        await_condition(
-            crds,
-            "widgets.bench.klutch.test",
-            conditions::is_crd_established(),
-        )
-        .await
-        .unwrap();
+        install_crd(client, &crd).await.unwrap();
     }
-    let crds: Api<CustomResourceDefinition> = Api::all(provider.clone());
     for crd in klutch_sdk::api::crds() {
-        crds.patch(
-            crd.metadata.name.as_deref().unwrap(),
-            &PatchParams::apply("bench").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
+        install_crd(&provider, &crd).await.unwrap();
     }
-    await_condition(
-        crds,
-        "apiservicenamespaces.klutch.anynines.com",
-        conditions::is_crd_established(),
-    )
-    .await
-    .unwrap();
     // Play the backend once: map the consumer namespace before the syncer starts.
     let provider_ns = klutch_sdk::sync::naming::service_namespace(CLUSTER_NS, consumer_ns);
     for (client, ns) in [

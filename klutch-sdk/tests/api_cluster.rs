@@ -3,10 +3,8 @@
 //! Klutch rejects.
 
 use std::path::Path;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use klutch_sdk::api::conditions::{self, Condition, Severity};
 use klutch_sdk::api::export::{ExportSchema, ExportVersion, Scope};
@@ -17,32 +15,16 @@ use klutch_sdk::api::{
     APIServiceExportTemplate, ClaimOwner, ClusterBinding, ClusterBindingSpec, ClusterSecretKeyRef,
     GroupResource, LocalSecretKeyRef, PermissionClaim,
 };
-use klutch_sdk::testenv::TestEnv;
+use klutch_sdk::testenv::{TestEnv, install_crd};
 use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions as wait};
 
 async fn cluster_with_crds() -> kube::Client {
     let env = TestEnv::shared()
         .await
         .expect("start the shared environment");
     let client = env["control-plane"].client().await.unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in klutch_sdk::api::crds() {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.patch(
-            &name,
-            &PatchParams::apply("klutch-test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            await_condition(crds.clone(), &name, wait::is_crd_established()),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{name} established"))
-        .unwrap();
+        install_crd(&client, &crd).await.unwrap();
     }
     for ns in ["crossplane-system", "cluster-x7k2p"] {
         let ns = Namespace {

@@ -9,12 +9,11 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use klutch_sdk::api::{APIServiceNamespace, APIServiceNamespaceStatus};
 use klutch_sdk::sync::naming::service_namespace;
 use klutch_sdk::sync::syncer::ResourceSyncer;
-use klutch_sdk::testenv::TestEnv;
+use klutch_sdk::testenv::{TestEnv, install_crd};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ObjectMeta, Patch,
     PatchParams, PostParams,
 };
-use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::json;
 
@@ -47,25 +46,7 @@ async fn install_widget_crd(client: &kube::Client, maximum: Option<i64>) {
         }
     }))
     .unwrap();
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    api.patch(
-        "widgets.sync.klutch.test",
-        &PatchParams::apply("klutch-test").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .unwrap();
-    tokio::time::timeout(
-        WAIT,
-        await_condition(
-            api,
-            "widgets.sync.klutch.test",
-            conditions::is_crd_established(),
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    install_crd(client, &crd).await.unwrap();
 }
 
 async fn create_namespace(client: &kube::Client, name: &str) {
@@ -142,9 +123,9 @@ fn init_logs() {
         .try_init();
 }
 
-#[tokio::test]
-async fn objects_sync_between_two_real_clusters() {
-    init_logs();
+/// The shared clusters, with the Widget CRD on both sides (the provider's stricter) and the bind
+/// API CRDs on the provider.
+async fn clusters_with_widgets() -> (kube::Client, kube::Client) {
     let env = TestEnv::shared()
         .await
         .expect("start the shared environment");
@@ -152,23 +133,16 @@ async fn objects_sync_between_two_real_clusters() {
     let provider = env["control-plane"].client().await.unwrap();
     install_widget_crd(&consumer, None).await;
     install_widget_crd(&provider, Some(100)).await;
-    let crds: Api<CustomResourceDefinition> = Api::all(provider.clone());
     for crd in klutch_sdk::api::crds() {
-        crds.patch(
-            crd.metadata.name.as_deref().unwrap(),
-            &PatchParams::apply("klutch-test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
+        install_crd(&provider, &crd).await.unwrap();
     }
-    await_condition(
-        crds,
-        "apiservicenamespaces.klutch.anynines.com",
-        conditions::is_crd_established(),
-    )
-    .await
-    .unwrap();
+    (consumer, provider)
+}
+
+#[tokio::test]
+async fn objects_sync_between_two_real_clusters() {
+    init_logs();
+    let (consumer, provider) = clusters_with_widgets().await;
     create_namespace(&provider, CLUSTER_NS).await;
     create_namespace(&consumer, "team-a").await;
 
@@ -324,39 +298,12 @@ async fn provider_crds_become_exports_and_consumer_crds() {
         .expect("start the shared environment");
     let consumer = env["app"].client().await.unwrap();
     let provider = env["control-plane"].client().await.unwrap();
-    let provider_crds: Api<CustomResourceDefinition> = Api::all(provider.clone());
     for crd in klutch_sdk::api::crds() {
-        provider_crds
-            .patch(
-                crd.metadata.name.as_deref().unwrap(),
-                &PatchParams::apply("klutch-test").force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .unwrap();
+        install_crd(&provider, &crd).await.unwrap();
     }
-    let consumer_crds: Api<CustomResourceDefinition> = Api::all(consumer.clone());
-    let binding_crd = klutch_sdk::api::crds().remove(0);
-    consumer_crds
-        .patch(
-            "apiservicebindings.klutch.anynines.com",
-            &PatchParams::apply("klutch-test").force(),
-            &Patch::Apply(&binding_crd),
-        )
+    install_crd(&consumer, &klutch_sdk::api::crds().remove(0))
         .await
         .unwrap();
-    for (api, name) in [
-        (&provider_crds, "apiserviceexports.klutch.anynines.com"),
-        (&consumer_crds, "apiservicebindings.klutch.anynines.com"),
-    ] {
-        tokio::time::timeout(
-            WAIT,
-            await_condition(api.clone(), name, conditions::is_crd_established()),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    }
     create_namespace(&provider, "cluster-export1").await;
     create_namespace(&consumer, "klutch-bind").await;
 
@@ -367,26 +314,7 @@ async fn provider_crds_become_exports_and_consumer_crds() {
         let crd: CustomResourceDefinition =
             serde_saphyr::from_str(&std::fs::read_to_string(fixtures.join(file)).unwrap()).unwrap();
         let name = crd.metadata.name.clone().unwrap();
-        provider_crds
-            .patch(
-                &name,
-                &PatchParams::apply("klutch-test").force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .unwrap();
-        let crd = tokio::time::timeout(
-            WAIT,
-            await_condition(
-                provider_crds.clone(),
-                &name,
-                conditions::is_crd_established(),
-            ),
-        )
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+        let crd = install_crd(&provider, &crd).await.unwrap();
 
         // Backend side: CRD -> export, accepted by the export CRD's CEL rules.
         let scope = if crd.spec.scope == "Cluster" {
@@ -438,26 +366,7 @@ async fn provider_crds_become_exports_and_consumer_crds() {
             .await
             .unwrap();
         let consumer_crd = crd_from_export(&export, &binding).unwrap();
-        consumer_crds
-            .patch(
-                &name,
-                &PatchParams::apply("klutch-test").force(),
-                &Patch::Apply(&consumer_crd),
-            )
-            .await
-            .unwrap();
-        let established = tokio::time::timeout(
-            WAIT,
-            await_condition(
-                consumer_crds.clone(),
-                &name,
-                conditions::is_crd_established(),
-            ),
-        )
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+        let established = install_crd(&consumer, &consumer_crd).await.unwrap();
         assert!(
             is_owned_by(&established, &binding),
             "{name} is owned by its binding"
@@ -478,30 +387,7 @@ async fn provider_crds_become_exports_and_consumer_crds() {
 #[tokio::test]
 async fn mappings_that_exist_before_start_are_used() {
     init_logs();
-    let env = TestEnv::shared()
-        .await
-        .expect("start the shared environment");
-    let consumer = env["app"].client().await.unwrap();
-    let provider = env["control-plane"].client().await.unwrap();
-    install_widget_crd(&consumer, None).await;
-    install_widget_crd(&provider, Some(100)).await;
-    let crds: Api<CustomResourceDefinition> = Api::all(provider.clone());
-    for crd in klutch_sdk::api::crds() {
-        crds.patch(
-            crd.metadata.name.as_deref().unwrap(),
-            &PatchParams::apply("klutch-test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-    }
-    await_condition(
-        crds,
-        "apiservicenamespaces.klutch.anynines.com",
-        conditions::is_crd_established(),
-    )
-    .await
-    .unwrap();
+    let (consumer, provider) = clusters_with_widgets().await;
     let cluster_ns = "cluster-sync2";
     let provider_ns = service_namespace(cluster_ns, "team-early");
     for (client, ns) in [

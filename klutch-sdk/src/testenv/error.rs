@@ -139,6 +139,14 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Something the harness waited for did not happen in time.
+    #[error("{what}: not done after {waited:?}")]
+    Timeout {
+        /// What was awaited, e.g. `CRD widgets.example.com to become Established`.
+        what: String,
+        /// How long the harness waited.
+        waited: Duration,
+    },
     /// The configuration given to the builder is not usable.
     #[error("invalid test environment configuration: {0}")]
     Config(String),

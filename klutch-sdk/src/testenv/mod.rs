@@ -496,6 +496,59 @@ async fn start_etcd(
     }
 }
 
+/// Installs (server-side applies, field manager `klutch-testenv`) a CRD and waits up to 60 s
+/// until it is Established, as envtest's CRD installation does. Applying again is a no-op, so
+/// tests that share an environment can each install what they need.
+///
+/// ```no_run
+/// # async fn demo(env: &klutch_sdk::testenv::TestEnv) -> klutch_sdk::testenv::Result<()> {
+/// let client = env["control-plane"].client().await?;
+/// for crd in klutch_sdk::api::crds() {
+///     klutch_sdk::testenv::install_crd(&client, &crd).await?;
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn install_crd(
+    client: &kube::Client,
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Result<
+    k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, Patch, PatchParams};
+    use kube::runtime::wait::{await_condition, conditions};
+
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    api.patch(
+        &name,
+        &PatchParams::apply("klutch-testenv").force(),
+        &Patch::Apply(crd),
+    )
+    .await
+    .map_err(|source| Error::Api {
+        what: format!("apply CRD {name}"),
+        source,
+    })?;
+    let waited = Duration::from_secs(60);
+    match tokio::time::timeout(
+        waited,
+        await_condition(api, &name, conditions::is_crd_established()),
+    )
+    .await
+    {
+        Ok(Ok(Some(established))) => Ok(established),
+        Ok(Ok(None)) => Err(Error::Config(format!(
+            "CRD {name} was deleted while waiting for it"
+        ))),
+        Ok(Err(e)) => Err(Error::Config(format!("watch CRD {name}: {e}"))),
+        Err(_) => Err(Error::Timeout {
+            what: format!("CRD {name} to become Established"),
+            waited,
+        }),
+    }
+}
+
 /// A free TCP port on 127.0.0.1. Ports handed out in this process are not handed out again, so
 /// parallel environments do not collide with each other; a collision with another process is
 /// detected at start-up and retried on a new port.
