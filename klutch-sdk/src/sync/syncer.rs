@@ -21,6 +21,10 @@ use serde_json::json;
 use super::naming::NamespaceMap;
 use super::spec::{self, Plan, Target};
 use crate::api::wellknown::{FIELD_MANAGER, SYNCER_FINALIZER};
+
+/// Field manager of the consumer-side status writes (the provider-side spec writes use
+/// [`FIELD_MANAGER`], so the two directions show up as two owners in `managedFields`).
+pub const STATUS_FIELD_MANAGER: &str = "klutch.anynines.com/status";
 use crate::api::{APIServiceNamespace, APIServiceNamespaceSpec};
 
 /// What failed while syncing one object. Variants name the operation and the object.
@@ -139,6 +143,10 @@ pub struct ResourceSyncer {
     ar: ApiResource,
     cluster_namespace: String,
     namespaces: Arc<RwLock<NamespaceMap>>,
+    /// Per consumer object (`namespace/name`), the resourceVersion our last write to it
+    /// replaced. While the controller's cache still shows that version, the cache has not seen
+    /// our own write yet, and acting on it would repeat (or conflict with) that write.
+    superseded: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 impl ResourceSyncer {
@@ -155,6 +163,7 @@ impl ResourceSyncer {
             ar,
             cluster_namespace: cluster_namespace.to_owned(),
             namespaces: Arc::new(RwLock::new(NamespaceMap::default())),
+            superseded: Arc::default(),
         }
     }
 
@@ -263,6 +272,20 @@ async fn reconcile(consumer: Arc<DynamicObject>, ctx: Arc<ResourceSyncer>) -> Re
     let Some(consumer_ns) = consumer.namespace() else {
         return Err(Error::ClusterScoped { name });
     };
+    let key = format!("{consumer_ns}/{name}");
+    {
+        let mut superseded = ctx.superseded.lock().expect("superseded lock");
+        match superseded.get(&key) {
+            Some(rv) if Some(rv) == consumer.metadata.resource_version.as_ref() => {
+                // Our own last write is not in the cache yet; its watch event re-triggers us.
+                return Ok(Action::requeue(Duration::from_millis(500)));
+            }
+            Some(_) => {
+                superseded.remove(&key);
+            }
+            None => {}
+        }
+    }
     let provider_ns = ctx
         .namespaces
         .read()
@@ -310,14 +333,27 @@ async fn reconcile(consumer: Arc<DynamicObject>, ctx: Arc<ResourceSyncer>) -> Re
                 return Ok(Action::await_change());
             };
             for action in actions {
+                // (Not after removing the finalizer: the object is then gone, and its entry would
+                // never be cleared.)
+                let writes_consumer = matches!(
+                    action,
+                    spec::Action::AddFinalizer | spec::Action::SetConsumerStatus(_)
+                );
                 execute(
                     action,
                     &consumer,
                     &consumer_api,
                     &provider_api,
                     &provider_ns,
+                    &ctx.ar,
                 )
                 .await?;
+                if writes_consumer && let Some(rv) = consumer.metadata.resource_version.clone() {
+                    ctx.superseded
+                        .lock()
+                        .expect("superseded lock")
+                        .insert(key.clone(), rv);
+                }
             }
             Ok(Action::requeue(Duration::from_secs(300)))
         }
@@ -330,6 +366,7 @@ async fn execute(
     consumer_api: &Api<DynamicObject>,
     provider_api: &Api<DynamicObject>,
     provider_ns: &str,
+    ar: &ApiResource,
 ) -> Result<()> {
     let name = consumer.name_any();
     match action {
@@ -361,20 +398,20 @@ async fn execute(
             }),
         },
         spec::Action::SetConsumerStatus(status) => {
-            // PUT /status with the resourceVersion: replaces the whole status, and a concurrent
-            // change is a conflict (retried with fresh state) instead of a lost update.
-            let mut updated = consumer.clone();
-            match (updated.data.as_object_mut(), status) {
-                (Some(fields), Some(status)) => {
-                    fields.insert("status".into(), status);
-                }
-                (Some(fields), None) => {
-                    fields.remove("status");
-                }
-                (None, status) => updated.data = json!({ "status": status }),
+            // Server-side apply of the whole status under our own field manager: keys the
+            // provider dropped are dropped here too (we stop applying them), and there is no
+            // resourceVersion to conflict on, so a burst of status changes costs one write each.
+            // A status patch never creates the object.
+            let mut intent = json!({ "apiVersion": ar.api_version, "kind": ar.kind });
+            if let Some(status) = status {
+                intent["status"] = status;
             }
             consumer_api
-                .replace_status(&name, &PostParams::default(), &updated)
+                .patch_status(
+                    &name,
+                    &PatchParams::apply(STATUS_FIELD_MANAGER).force(),
+                    &Patch::Apply(&intent),
+                )
                 .await
                 .map(drop)
                 .map_err(|source| Error::WriteStatus {
