@@ -777,19 +777,12 @@ impl Client {
         req: &ProvisionRequest,
         opts: &CallOptions<'_>,
     ) -> Result<Reply<ProvisionOutcome>> {
-        let first = self
-            .provision_once(instance_id, req, opts, opts.accepts_incomplete)
-            .await;
-        match first {
-            Err(e)
-                if e.is_async_required()
-                    && !opts.accepts_incomplete
-                    && opts.retry_async_required =>
-            {
-                self.provision_once(instance_id, req, opts, true).await
-            }
-            other => other,
-        }
+        retry_async_required(
+            opts,
+            || Ok(()),
+            |accepts| self.provision_once(instance_id, req, opts, accepts),
+        )
+        .await
     }
 
     async fn provision_once(
@@ -926,19 +919,12 @@ impl Client {
         req: &UpdateRequest,
         opts: &CallOptions<'_>,
     ) -> Result<Reply<UpdateOutcome>> {
-        let first = self
-            .update_once(instance_id, req, opts, opts.accepts_incomplete)
-            .await;
-        match first {
-            Err(e)
-                if e.is_async_required()
-                    && !opts.accepts_incomplete
-                    && opts.retry_async_required =>
-            {
-                self.update_once(instance_id, req, opts, true).await
-            }
-            other => other,
-        }
+        retry_async_required(
+            opts,
+            || Ok(()),
+            |accepts| self.update_once(instance_id, req, opts, accepts),
+        )
+        .await
     }
 
     async fn update_once(
@@ -1080,23 +1066,18 @@ impl Client {
         if binding && opts.accepts_incomplete {
             self.inner.version.require(Feature::AsyncBinding)?;
         }
-        let first = self
-            .delete_once(&path, service_id, plan_id, opts, opts.accepts_incomplete)
-            .await;
-        match first {
-            Err(e)
-                if e.is_async_required()
-                    && !opts.accepts_incomplete
-                    && opts.retry_async_required =>
-            {
+        let version = &self.inner.version;
+        retry_async_required(
+            opts,
+            || {
                 if binding {
-                    self.inner.version.require(Feature::AsyncBinding)?;
+                    version.require(Feature::AsyncBinding)?;
                 }
-                self.delete_once(&path, service_id, plan_id, opts, true)
-                    .await
-            }
-            other => other,
-        }
+                Ok(())
+            },
+            |accepts| self.delete_once(&path, service_id, plan_id, opts, accepts),
+        )
+        .await
     }
 
     async fn delete_once(
@@ -1226,20 +1207,12 @@ impl Client {
         {
             return Err(Gate::NotBindable.into());
         }
-        let first = self
-            .bind_once(instance_id, binding_id, req, opts, opts.accepts_incomplete)
-            .await;
-        match first {
-            Err(e)
-                if e.is_async_required()
-                    && !opts.accepts_incomplete
-                    && opts.retry_async_required =>
-            {
-                self.bind_once(instance_id, binding_id, req, opts, true)
-                    .await
-            }
-            other => other,
-        }
+        retry_async_required(
+            opts,
+            || Ok(()),
+            |accepts| self.bind_once(instance_id, binding_id, req, opts, accepts),
+        )
+        .await
     }
 
     async fn bind_once(
@@ -1554,6 +1527,29 @@ fn transport(e: reqwest::Error) -> Error {
         Error::Connect { source: e }
     } else {
         Error::Transport { source: e }
+    }
+}
+
+/// Calls `call(opts.accepts_incomplete)`; when a synchronous request is refused with
+/// `AsyncRequired` and the caller allowed a retry, checks `before_retry` (e.g. a version gate for
+/// asynchronous bindings) and calls once more with `accepts_incomplete=true`.
+async fn retry_async_required<T, F, Fut>(
+    opts: &CallOptions<'_>,
+    before_retry: impl FnOnce() -> Result<()>,
+    call: F,
+) -> Result<T>
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    match call(opts.accepts_incomplete).await {
+        Err(e)
+            if e.is_async_required() && !opts.accepts_incomplete && opts.retry_async_required =>
+        {
+            before_retry()?;
+            call(true).await
+        }
+        other => other,
     }
 }
 
