@@ -32,9 +32,11 @@ use serde_json::json;
 
 const CLUSTER_NS: &str = "cluster-bench";
 
-fn widgets() -> ApiResource {
+/// Each round gets its own resource (group `<tag>.bench.klutch.test`), so an agent never sees the
+/// objects of earlier rounds, which stay behind in the shared clusters.
+fn widgets(tag: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("bench.klutch.test", "v1", "Widget"),
+        &GroupVersionKind::gvk(&format!("{tag}.bench.klutch.test"), "v1", "Widget"),
         "widgets",
     )
 }
@@ -64,13 +66,13 @@ async fn counted_client(identity: &Identity, counter: Arc<Counter>) -> kube::Cli
         .build()
 }
 
-async fn setup(env: &TestEnv, consumer_ns: &str) -> String {
+async fn setup(env: &TestEnv, consumer_ns: &str, tag: &str) -> String {
     let consumer = env["app"].client().await.unwrap();
     let provider = env["control-plane"].client().await.unwrap();
     let crd: CustomResourceDefinition = serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": { "name": "widgets.bench.klutch.test" },
-        "spec": { "group": "bench.klutch.test", "scope": "Namespaced",
+        "metadata": { "name": format!("widgets.{tag}.bench.klutch.test") },
+        "spec": { "group": format!("{tag}.bench.klutch.test"), "scope": "Namespaced",
             "names": { "kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList" },
             "versions": [{ "name": "v1", "served": true, "storage": true, "subresources": { "status": {} },
                 "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }] }
@@ -188,8 +190,8 @@ struct Outcome {
 /// the syncer.
 async fn round(env: &TestEnv, n: usize, floor: bool, tag: &str) -> Outcome {
     let consumer_ns = format!("bench-{tag}");
-    let provider_ns = setup(env, &consumer_ns).await;
-    let ar = widgets();
+    let provider_ns = setup(env, &consumer_ns, tag).await;
+    let ar = widgets(tag);
     let counter = Arc::new(Counter::default());
     let sync_consumer = counted_client(&env["app"].admin(), counter.clone()).await;
     let sync_provider = counted_client(&env["control-plane"].admin(), counter.clone()).await;

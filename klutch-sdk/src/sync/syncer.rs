@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
@@ -25,6 +25,9 @@ use crate::api::wellknown::{FIELD_MANAGER, SYNCER_FINALIZER};
 /// Field manager of the consumer-side status writes (the provider-side spec writes use
 /// [`FIELD_MANAGER`], so the two directions show up as two owners in `managedFields`).
 pub const STATUS_FIELD_MANAGER: &str = "klutch.anynines.com/status";
+
+/// How many objects the syncer reconciles at once.
+pub const RECONCILE_CONCURRENCY: u16 = 64;
 use crate::api::{APIServiceNamespace, APIServiceNamespaceSpec};
 
 /// What failed while syncing one object. Variants name the operation and the object.
@@ -226,6 +229,9 @@ impl ResourceSyncer {
                     })
                 },
             )
+            // Bounded: with unbounded concurrency a burst of a thousand creates fans out into a
+            // thousand simultaneous reconciles that only queue up in two apiservers.
+            .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
             .graceful_shutdown_on(shutdown)
             .run(reconcile, error_policy, ctx)
             .for_each(|result| async move {
