@@ -739,10 +739,7 @@ impl BackupManager {
             Self::instance_path(instance_id).map_err(err)?
         );
         let raw = self.get(&path).await.map_err(err)?;
-        match raw.status.as_u16() {
-            200 => raw.json().map_err(err),
-            _ => Err(err(raw.error())),
-        }
+        raw.ok_json().map_err(err)
     }
 
     /// `DELETE /instances/{id}/backups/{backup_id}`. 423 (`Locked`) while a restore uses
@@ -823,10 +820,7 @@ impl BackupManager {
             Self::instance_path(instance_id).map_err(err)?
         );
         let raw = self.get(&path).await.map_err(err)?;
-        match raw.status.as_u16() {
-            200 => raw.json().map_err(err),
-            _ => Err(err(raw.error())),
-        }
+        raw.ok_json().map_err(err)
     }
 
     /// `GET /instances/{id}/config`.
@@ -837,10 +831,7 @@ impl BackupManager {
         };
         let path = format!("{}/config", Self::instance_path(instance_id).map_err(err)?);
         let raw = self.get(&path).await.map_err(err)?;
-        match raw.status.as_u16() {
-            200 => raw.json().map_err(err),
-            _ => Err(err(raw.error())),
-        }
+        raw.ok_json().map_err(err)
     }
 
     /// `PUT /instances/{id}` with the set fields of `update` (at least one).

@@ -701,10 +701,7 @@ impl A9sBroker {
             .get_ext(&format!("/instances/{}", encode(instance_id)))
             .await
             .map_err(err)?;
-        match raw.status.as_u16() {
-            200 => raw.json().map_err(err),
-            _ => Err(err(raw.error())),
-        }
+        raw.ok_json().map_err(err)
     }
 
     /// One page of `GET /instances`; `page_url` is a `next_url` from a previous page
@@ -719,10 +716,7 @@ impl A9sBroker {
             }));
         }
         let raw = self.get_ext(page).await.map_err(err)?;
-        match raw.status.as_u16() {
-            200 => raw.json().map_err(err),
-            _ => Err(err(raw.error())),
-        }
+        raw.ok_json().map_err(err)
     }
 
     /// All instance records, following `next_url` until it is null (at most [`MAX_PAGES`]

@@ -455,6 +455,14 @@ impl RawResponse {
         serde_json::from_slice(&self.body)
             .map_err(|e| CallError::decode(self.status.as_u16(), e, &self.body))
     }
+
+    /// The body as `T` when the status is 200, else the server's error.
+    pub(crate) fn ok_json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        match self.status.as_u16() {
+            200 => self.json(),
+            _ => Err(self.error()),
+        }
+    }
 }
 
 impl Transport {
