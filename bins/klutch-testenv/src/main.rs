@@ -95,6 +95,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error>> {
+    // Handlers first: a SIGTERM or Ctrl-C that arrives while the clusters start (or right after
+    // "Press Ctrl-C" is printed) must stop them gracefully, not kill this process outright.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let mut builder = TestEnv::builder()
         .controller_manager(!up.no_controller_manager)
         .start_timeout(Duration::from_secs(up.timeout));
@@ -166,7 +171,6 @@ async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("Press Ctrl-C to stop.");
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let deadline = async {
         match up.exit_after {
             Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
@@ -174,7 +178,7 @@ async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => eprintln!("klutch-testenv: interrupted; stopping"),
+        _ = interrupt.recv() => eprintln!("klutch-testenv: interrupted; stopping"),
         _ = term.recv() => eprintln!("klutch-testenv: terminated; stopping"),
         () = deadline => eprintln!("klutch-testenv: --exit-after reached; stopping"),
     }
