@@ -15,6 +15,9 @@
 //! * [`transport`]: connection settings shared by both clients ([`transport::HttpConfig`]):
 //!   basic auth, custom CA, timeouts; TLS runs on an explicit `ring` provider, so no
 //!   process-global rustls CryptoProvider is needed.
+//! * [`claims`]: typed claims of Klutch's Crossplane configuration package (`anynines.com/v1`:
+//!   `PostgresqlInstance`, `ServiceBinding`, `Backup`, ...) and the generator of the package
+//!   itself (XRDs, compositions, `crossplane.yaml`).
 //! * With the `testing` feature: a fake Backup Manager and a fake a9s broker (`testing`).
 //!
 //! The normative description is sections 12–15 of `spec/osb-a9s.md` of the klutch project.
@@ -49,6 +52,7 @@
 
 pub mod backup;
 pub mod broker;
+pub mod claims;
 pub mod credentials;
 pub mod flatten;
 #[cfg(feature = "testing")]
