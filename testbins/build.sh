@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the Go test binaries klutch's test environment runs (kube-apiserver, kube-controller-manager,
-# kubectl, etcd, Dex) from the pinned wrapper modules beside this script, into a cache keyed by
-# component, version, Go version, platform and a hash of the inputs. Rebuilds only on a miss.
+# kubectl, etcd, Dex; the Crossplane CLI and function-patch-and-transform for composition tests)
+# from the pinned wrapper modules beside this script, into a cache keyed by component, version,
+# Go version, platform and a hash of the inputs. Rebuilds only on a miss.
 #
 #   testbins/build.sh [COMPONENT...]        # default: k8s etcd dex
+#   testbins/build.sh crossplane crossplane-fpt   # `crossplane beta render` + its function
 #
 # Prints `KLUTCH_TESTBIN_DIR=<dir>` last; that directory holds links to every built binary.
 # Environment:
@@ -30,7 +32,7 @@ bindir="$(cd "$bindir" && pwd)"
 export GOMODCACHE="$root/gomod" GOCACHE="$root/gobuild"
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-trimpath -mod=readonly -buildvcs=false"
 
-declare -A VER=([k8s]=v1.36.3 [etcd]=v3.6.14 [dex]=v2.45.1)
+declare -A VER=([k8s]=v1.36.3 [etcd]=v3.6.14 [dex]=v2.45.1 [crossplane]=v1.20.7 [crossplane-fpt]=v0.10.9)
 
 build_k8s() { # $1 = output dir
   local v="${VER[k8s]}" minor ldf="-s -w" p
@@ -52,6 +54,17 @@ build_dex() {
   (cd "$here/dex" && go build -ldflags "-s -w -X main.version=${VER[dex]}" -o "$1/dex" github.com/dexidp/dex/cmd/dex)
 }
 
+build_crossplane() {
+  # the v1 CLI ("crank"); its version string is what `crossplane version` prints
+  (cd "$here/crossplane" && go build \
+    -ldflags "-s -w -X github.com/crossplane/crossplane/internal/version.version=${VER[crossplane]}" \
+    -o "$1/crossplane" github.com/crossplane/crossplane/cmd/crank)
+}
+build_crossplane_fpt() {
+  (cd "$here/crossplane-fpt" && go build -ldflags "-s -w" \
+    -o "$1/function-patch-and-transform" github.com/crossplane-contrib/function-patch-and-transform)
+}
+
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(k8s etcd dex)
 
@@ -59,7 +72,8 @@ for c in "${components[@]}"; do
   [[ -n "${VER[$c]:-}" ]] || die "unknown component '$c' (known: ${!VER[*]})"
   # the key hashes the module files and this component's build recipe, so a changed go.sum or
   # changed flags under the same version miss the cache
-  h="$( { cat "$here/$c/go.mod" "$here/$c/go.sum"; declare -f "build_$c"; } | sha256sum | cut -c1-12)"
+  fn="build_${c//-/_}"
+  h="$( { cat "$here/$c/go.mod" "$here/$c/go.sum"; declare -f "$fn"; } | sha256sum | cut -c1-12)"
   key="$c-${VER[$c]}-$gover-$(go env GOOS)_$(go env GOARCH)-$h"
   dest="$root/$key"
   exec 9>"$root/$key.lock"
@@ -71,7 +85,7 @@ for c in "${components[@]}"; do
     tmp="$dest.partial.$$"
     rm -rf "$tmp"; mkdir -p "$tmp"
     start=$SECONDS
-    if ! "build_$c" "$tmp" >"$tmp.log" 2>&1; then
+    if ! "$fn" "$tmp" >"$tmp.log" 2>&1; then
       tail -n 30 "$tmp.log" >&2
       rm -rf "$tmp"
       die "building $c ${VER[$c]} failed; full log: $tmp.log"
