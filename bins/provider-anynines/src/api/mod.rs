@@ -1,0 +1,105 @@
+//! The `dataservices.anynines.com/v1` API, wire compatible with Klutch v1.5's
+//! provider-anynines: the same kinds, JSON names, enums, defaults, printer columns and
+//! categories. [`crds`] generates every CRD from these types; `package/crds/` holds the
+//! committed YAML (`cargo run -p provider-anynines --example package` rewrites it, and a test
+//! fails when it is stale).
+
+pub mod backup;
+pub mod binding;
+pub mod common;
+pub mod instance;
+pub mod provider_config;
+pub mod restore;
+pub mod store_config;
+pub mod usage;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt as _;
+
+pub use backup::{Backup, BackupObservation, BackupParameters, BackupSpec, BackupStatus};
+pub use binding::{
+    ConnectionDetails, ServiceBinding, ServiceBindingObservation, ServiceBindingParameters,
+    ServiceBindingSpec, ServiceBindingStatus,
+};
+pub use common::{
+    Condition, DeletionPolicy, ManagementAction, Reference, ResourceSpec, SecretKeySelector,
+    SecretReference,
+};
+pub use instance::{
+    ServiceInstance, ServiceInstanceObservation, ServiceInstanceParameters, ServiceInstanceSpec,
+    ServiceInstanceStatus,
+};
+pub use provider_config::{
+    CredentialsSource, ProviderConfig, ProviderConfigSpec, ProviderConfigStatus, ServiceType,
+};
+pub use restore::{Restore, RestoreObservation, RestoreParameters, RestoreSpec, RestoreStatus};
+pub use store_config::StoreConfig;
+pub use usage::{ProviderConfigUsage, TypedReference};
+
+/// The API group.
+pub const GROUP: &str = "dataservices.anynines.com";
+/// The only version.
+pub const VERSION: &str = "v1";
+/// `GROUP/VERSION`.
+pub const API_VERSION: &str = "dataservices.anynines.com/v1";
+
+/// Every CRD of the provider package, ordered by file name.
+///
+/// ```
+/// let names: Vec<String> = provider_anynines::api::crds().into_iter().filter_map(|c| c.metadata.name).collect();
+/// assert!(names.contains(&"serviceinstances.dataservices.anynines.com".to_string()));
+/// ```
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        Backup::crd(),
+        ProviderConfig::crd(),
+        usage::crd(),
+        Restore::crd(),
+        ServiceBinding::crd(),
+        ServiceInstance::crd(),
+        StoreConfig::crd(),
+    ]
+    .into_iter()
+    .map(compatible)
+    .collect()
+}
+
+/// Details the derive cannot express, adjusted to Klutch v1.5: an explicit `listKind`, and
+/// `acceptsIncomplete` of a ServiceInstance is required *and* defaults to true (the apiserver
+/// fills it in).
+fn compatible(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let kind = crd.spec.names.kind.clone();
+    let mut v = serde_json::to_value(crd).expect("a CRD serialises");
+    v["spec"]["names"]["listKind"] = format!("{kind}List").into();
+    if kind == "ServiceInstance" {
+        for version in v["spec"]["versions"].as_array_mut().into_iter().flatten() {
+            let fp = &mut version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+                ["forProvider"];
+            if let Some(req) = fp["required"].as_array_mut()
+                && !req.iter().any(|r| r == "acceptsIncomplete")
+            {
+                req.push("acceptsIncomplete".into());
+                req.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+        }
+    }
+    serde_json::from_value(v).expect("the adjusted CRD is still a CRD")
+}
+
+/// Every CRD as `(file name, YAML)`, named `<group>_<plural>.yaml` like Klutch's
+/// `package/crds/`.
+pub fn crd_files() -> Result<Vec<(String, String)>, serde_saphyr::ser_error::Error> {
+    crds()
+        .into_iter()
+        .map(|crd| {
+            let file = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
+            let yaml = serde_saphyr::to_string(&crd)?;
+            Ok((
+                file,
+                format!(
+                    "# Generated from provider_anynines::api by `cargo run -p provider-anynines --example package`. Do not edit.\n{yaml}"
+                ),
+            ))
+        })
+        .collect()
+}
