@@ -198,12 +198,16 @@ impl OidcAuthenticator {
         form: &[(&str, &str)],
         what: &str,
     ) -> Result<(u16, serde_json::Value), AuthError> {
+        // Client authentication in the form body (`client_secret_post`): Dex keeps the secret of
+        // the device request to redeem the code when the user approves.
+        let mut form = form.to_vec();
+        form.push(("client_id", &self.client_id));
+        form.push(("client_secret", self.client_secret.expose_secret()));
         let resp = self
             .http
             .0
             .post(url)
-            .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
-            .form(form)
+            .form(&form)
             .send()
             .await
             .map_err(|e| AuthError::Provider {
@@ -292,11 +296,7 @@ impl Authenticator for OidcAuthenticator {
             .ok_or(AuthError::Unsupported)?;
         let scope = format!("openid {}", SCOPES.join(" "));
         let (status, body) = self
-            .device_post(
-                url,
-                &[("client_id", &self.client_id), ("scope", &scope)],
-                "start a device authorization",
-            )
+            .device_post(url, &[("scope", &scope)], "start a device authorization")
             .await?;
         if status != 200 {
             return Err(AuthError::Rejected(format!(
@@ -330,7 +330,6 @@ impl Authenticator for OidcAuthenticator {
                 &[
                     ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
                     ("device_code", device_code),
-                    ("client_id", &self.client_id),
                 ],
                 "poll the device authorization",
             )
