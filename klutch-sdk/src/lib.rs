@@ -13,6 +13,8 @@
 //!   claim selection and ownership, spec/status/deletion planning, identifiers).
 //! - [`tls`]: the one place where the process-wide rustls crypto provider is chosen. Every klutch
 //!   binary and test calls [`tls::install_crypto_provider`] first.
+//! - `backend` (cargo feature `backend`): the binding-backend SDK: the `BindingBackend` trait,
+//!   the bind protocol server, OIDC login, binding spaces, RBAC and the provider controllers.
 //! - `testenv` (cargo feature `testenv`): real local Kubernetes clusters (etcd, kube-apiserver,
 //!   kube-controller-manager) and a real OIDC provider (Dex) for tests, like controller-runtime's
 //!   envtest but native to Rust and able to run several isolated clusters at once.
@@ -24,6 +26,8 @@
 pub use kube;
 
 pub mod api;
+#[cfg(feature = "backend")]
+pub mod backend;
 pub mod sync;
 pub mod tls;
 

@@ -1,0 +1,167 @@
+//! The provider-side controllers of a backend (spec §4.5), each with one worker:
+//!
+//! - [`cluster_binding`]: tenant RBAC as desired state and `Healthy` from heartbeats;
+//! - [`export_request`]: APIServiceExportRequest → APIServiceExport, terminal `Failed`, clean-up;
+//! - [`export_refresh`]: exports follow their CRDs, and vanish with them;
+//! - [`service_namespace`]: APIServiceNamespace → provider namespace and RoleBinding.
+//!
+//! [`run`] runs them all; [`run_under_lease`] runs them only while this replica holds the Lease
+//! `klutch-bind-backend`, so several replicas can serve HTTP while one reconciles.
+
+pub mod cluster_binding;
+pub mod export_refresh;
+pub mod export_request;
+pub mod service_namespace;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+
+use super::binding_space::FIELD_MANAGER;
+use super::contract::BindingBackend;
+use crate::api::wellknown::BACKEND_LEASE;
+
+/// What a reconcile failed on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An API call failed.
+    #[error("{what}")]
+    Kube {
+        /// The operation.
+        what: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The backend could not answer.
+    #[error("backend: {what}")]
+    Backend {
+        /// The operation.
+        what: String,
+        /// The backend's error.
+        #[source]
+        source: super::contract::ExportSpecError,
+    },
+    /// A namespace the backend would use belongs to something else.
+    #[error("namespace {namespace} exists and is not ours ({annotation:?})")]
+    Foreign {
+        /// The namespace.
+        namespace: String,
+        /// Its back-reference annotation.
+        annotation: Option<String>,
+    },
+    /// Leader election failed.
+    #[error("leader election")]
+    Lease(#[source] kube_lease_manager::LeaseManagerError),
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Kube { what, source }
+}
+
+/// Shared state of the controllers.
+pub struct Context<B> {
+    /// Provider client.
+    pub client: Client,
+    /// The backend.
+    pub backend: Arc<B>,
+}
+
+pub(crate) fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+pub(crate) fn error_policy<K, B>(_obj: Arc<K>, err: &Error, _ctx: Arc<Context<B>>) -> Action {
+    tracing::warn!(error = %super::server::crate_error_chain(err), "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Applies the static ClusterRole `klutch-binder` (spec §4.1: before the controllers start).
+pub async fn apply_binder_cluster_role(client: &Client) -> Result<()> {
+    let role = super::rbac::binder_cluster_role();
+    Api::<ClusterRole>::all(client.clone())
+        .patch(
+            crate::api::wellknown::BINDER_NAME,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&role),
+        )
+        .await
+        .map_err(kube_err("apply ClusterRole klutch-binder"))?;
+    Ok(())
+}
+
+/// Runs every controller until the future is dropped.
+pub async fn run<B: BindingBackend>(client: Client, backend: Arc<B>) -> Result<()> {
+    apply_binder_cluster_role(&client).await?;
+    let ctx = Arc::new(Context { client, backend });
+    tokio::join!(
+        cluster_binding::run(ctx.clone()),
+        export_request::run(ctx.clone()),
+        export_refresh::run(ctx.clone()),
+        service_namespace::run(ctx.clone()),
+    );
+    Ok(())
+}
+
+/// Runs the controllers while this replica holds Lease `klutch-bind-backend` in `namespace`
+/// (identity `identity`, e.g. the pod name), stopping them as soon as the Lease is lost and
+/// campaigning again. Returns only on a leader-election error.
+pub async fn run_under_lease<B: BindingBackend>(
+    client: Client,
+    backend: Arc<B>,
+    namespace: &str,
+    identity: &str,
+) -> Result<()> {
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), BACKEND_LEASE)
+        .with_namespace(namespace)
+        .with_identity(identity)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await
+        .map_err(Error::Lease)?;
+    let (mut leader, task) = manager.watch().await;
+    let mut running: Option<tokio::task::JoinHandle<()>> = None;
+    loop {
+        let is_leader = *leader.borrow_and_update();
+        match (is_leader, running.is_some()) {
+            (true, false) => {
+                tracing::info!(%identity, "acquired lease {BACKEND_LEASE}; starting controllers");
+                let (client, backend) = (client.clone(), backend.clone());
+                running = Some(tokio::spawn(async move {
+                    if let Err(e) = run(client, backend).await {
+                        tracing::error!(error = %super::server::crate_error_chain(&e), "controllers stopped");
+                    }
+                }));
+            }
+            (false, true) => {
+                tracing::warn!(%identity, "lost lease {BACKEND_LEASE}; stopping controllers");
+                if let Some(handle) = running.take() {
+                    handle.abort();
+                }
+            }
+            _ => {}
+        }
+        if leader.changed().await.is_err() {
+            break;
+        }
+    }
+    if let Some(handle) = running.take() {
+        handle.abort();
+    }
+    match task.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(Error::Lease(e)),
+        Err(_) => Ok(()),
+    }
+}

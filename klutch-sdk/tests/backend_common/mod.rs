@@ -1,0 +1,489 @@
+//! Shared fixture of the backend tests: one provider cluster, Dex, and the reference backend
+//! (template backend + OIDC + controllers under the Lease) on a runtime of its own, so that every
+//! `#[tokio::test]` of a test binary can use it. Plus a scripted browser.
+#![allow(dead_code, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use klutch_sdk::api::wire::BindingResponse;
+use klutch_sdk::api::{APIServiceExportTemplate, APIServiceExportTemplateSpec};
+use klutch_sdk::backend::{
+    BindingSpaceConfig, BindingSpaces, ExternalCluster, OidcAuthenticator, OidcConfig, Server,
+    ServerConfig, SessionKeys, TemplateBackend, TemplateBackendConfig,
+};
+use klutch_sdk::testenv::{DexClient, DexConfig, DexUser, TestEnv, free_port, install_crd};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt as _, watcher};
+
+pub const WAIT: Duration = Duration::from_secs(90);
+pub const CLIENT_ID: &str = "klutch-backend";
+pub const CLIENT_SECRET: &str = "klutch-backend-secret";
+pub const PASSWORD: &str = "password";
+
+pub struct Fixture {
+    pub env: &'static TestEnv,
+    /// `http://127.0.0.1:<port>` of the backend.
+    pub base: String,
+    pub keys: SessionKeys,
+    /// Every `klutch-binder-*` ClusterRoleBinding ever seen (must stay empty: Namespaced scope).
+    pub crbs_seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Fixture {
+    pub async fn admin(&self) -> kube::Client {
+        self.env["provider"]
+            .client()
+            .await
+            .expect("provider client")
+    }
+}
+
+static FIXTURE: tokio::sync::OnceCell<Fixture> = tokio::sync::OnceCell::const_new();
+
+pub fn users() -> Vec<&'static str> {
+    vec![
+        "alice@example.com",
+        "bob@example.com",
+        "carol@example.com",
+        "dave@example.com",
+    ]
+}
+
+pub async fn fixture() -> &'static Fixture {
+    FIXTURE
+        .get_or_init(|| async {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    let fixture = start().await;
+                    tx.send(fixture).ok().expect("test waits");
+                    std::future::pending::<()>().await;
+                });
+            });
+            rx.await.expect("fixture started")
+        })
+        .await
+}
+
+pub fn mangodb_crd(group: &str, plural: &str, kind: &str, scope: &str) -> CustomResourceDefinition {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": { "name": format!("{plural}.{group}") },
+        "spec": {
+            "group": group,
+            "names": { "kind": kind, "listKind": format!("{kind}List"), "plural": plural, "singular": kind.to_lowercase() },
+            "scope": scope,
+            "versions": [{
+                "name": "v1alpha1", "served": true, "storage": true,
+                "subresources": { "status": {} },
+                "schema": { "openAPIV3Schema": { "type": "object", "properties": {
+                    "spec": { "type": "object", "properties": {
+                        "tier": { "type": "string", "enum": ["Dedicated", "Shared"], "default": "Shared" }
+                    }}
+                }}}
+            }]
+        }
+    }))
+    .expect("a CRD")
+}
+
+pub async fn template(
+    client: &kube::Client,
+    name: &str,
+    group: &str,
+    resource: &str,
+    claims: serde_json::Value,
+) {
+    let t = APIServiceExportTemplate::new(
+        name,
+        APIServiceExportTemplateSpec {
+            api_service_selector: serde_json::from_value(
+                serde_json::json!({ "group": group, "resource": resource }),
+            )
+            .unwrap(),
+            permission_claims: serde_json::from_value(claims).unwrap(),
+        },
+    );
+    Api::<APIServiceExportTemplate>::namespaced(client.clone(), "default")
+        .patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&t))
+        .await
+        .expect("apply template");
+}
+
+async fn start() -> Fixture {
+    klutch_sdk::tls::install_crypto_provider();
+    let port = free_port().expect("port");
+    let base = format!("http://127.0.0.1:{port}");
+    let callback = format!("{base}/callback");
+    let dex = DexConfig {
+        users: users()
+            .into_iter()
+            .map(|u| DexUser::new(u, PASSWORD))
+            .collect(),
+        clients: vec![DexClient::confidential(
+            CLIENT_ID,
+            CLIENT_SECRET,
+            &[&callback],
+        )],
+    };
+    let env = TestEnv::builder()
+        .cluster("provider")
+        .dex(dex)
+        .start()
+        .await
+        .expect("start provider cluster and Dex");
+    let env: &'static TestEnv = Box::leak(Box::new(env));
+    let cluster = &env["provider"];
+    let client = cluster.client().await.expect("client");
+    for crd in klutch_sdk::api::crds() {
+        install_crd(&client, &crd)
+            .await
+            .expect("install klutch CRDs");
+    }
+    install_crd(
+        &client,
+        &mangodb_crd("mangodb.com", "mangodbs", "MangoDB", "Namespaced"),
+    )
+    .await
+    .expect("install mangodb CRD");
+    template(
+        &client,
+        "mangodbs",
+        "mangodb.com",
+        "mangodbs",
+        serde_json::json!([{ "group": "", "resource": "secrets", "version": "v1", "selector": { "owner": "Provider" } }]),
+    )
+    .await;
+
+    // Record every tenant ClusterRoleBinding, from before the backend starts.
+    let crbs_seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = crbs_seen.clone();
+    let crbs = Api::<ClusterRoleBinding>::all(client.clone());
+    let mut stream = Box::pin(
+        watcher(crbs, watcher::Config::default())
+            .default_backoff()
+            .applied_objects(),
+    );
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut ready = Some(ready_tx);
+        loop {
+            tokio::select! {
+                item = stream.next() => match item {
+                    Some(Ok(crb)) => {
+                        let name = crb.metadata.name.unwrap_or_default();
+                        if name.starts_with("klutch-binder-") {
+                            seen.lock().unwrap().push(name);
+                        }
+                    }
+                    Some(Err(_)) => {}
+                    None => break,
+                },
+                _ = tokio::time::sleep(Duration::from_millis(200)), if ready.is_some() => {
+                    let _ = ready.take().map(|r| r.send(()));
+                }
+            }
+        }
+    });
+    ready_rx.await.ok();
+
+    let keys = SessionKeys::generate();
+    let auth = OidcAuthenticator::discover(OidcConfig {
+        issuer_url: env.dex().expect("dex").issuer().to_owned(),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.to_owned().into(),
+        callback_url: callback.clone(),
+        ca_pem: None,
+    })
+    .await
+    .expect("discover Dex");
+    let backend = TemplateBackend::start(
+        client.clone(),
+        auth,
+        TemplateBackendConfig {
+            pretty_name: "Test Provider".into(),
+            consumer_scope: klutch_sdk::api::export::Scope::Namespaced,
+            cluster_scoped_isolation: klutch_sdk::api::export::ClusterScopedIsolation::Prefixed,
+        },
+    )
+    .await
+    .expect("start the template backend");
+    let spaces = Arc::new(BindingSpaces::new(
+        client.clone(),
+        BindingSpaceConfig {
+            namespace_prefix: "cluster".into(),
+            pretty_name: "Test Provider".into(),
+            external: ExternalCluster {
+                server: cluster.url().to_owned(),
+                ca_pem: Some(cluster.ca_pem().to_owned()),
+                server_name: None,
+            },
+            token_timeout: Duration::from_secs(30),
+        },
+    ));
+    let mut config = ServerConfig::new(keys.clone());
+    config.callback_url = Some(callback);
+    let router = Server::new(backend.clone(), spaces, config).router();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind backend port");
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    let ctl_client = client.clone();
+    tokio::spawn(async move {
+        klutch_sdk::backend::controllers::run_under_lease(
+            ctl_client,
+            backend,
+            "default",
+            "replica-1",
+        )
+        .await
+        .expect("controllers");
+    });
+    Fixture {
+        env,
+        base,
+        keys,
+        crbs_seen,
+    }
+}
+
+/// A scripted browser: no automatic redirects, a cookie jar for the backend, forms by hand.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub cookies: BTreeMap<String, String>,
+    pub base: String,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+    pub url: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+pub fn attr_unescape(s: &str) -> String {
+    s.replace("&amp;", "&")
+        .replace("&#43;", "+")
+        .replace("&#x2F;", "/")
+        .replace("&quot;", "\"")
+}
+
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Self {
+        klutch_sdk::tls::install_crypto_provider();
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+            base: base.to_owned(),
+        }
+    }
+
+    fn absolute(&self, current: &str, location: &str) -> String {
+        url::Url::parse(current)
+            .unwrap()
+            .join(location)
+            .unwrap()
+            .to_string()
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder, url: &str) -> Page {
+        let mut req = req;
+        if url.starts_with(&self.base) && !self.cookies.is_empty() {
+            let header: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            req = req.header(reqwest::header::COOKIE, header.join("; "));
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        if url.starts_with(&self.base) {
+            for sc in headers.get_all(reqwest::header::SET_COOKIE) {
+                let c = cookie_pair(sc.to_str().unwrap());
+                if c.1.is_empty() {
+                    self.cookies.remove(&c.0);
+                } else {
+                    self.cookies.insert(c.0, c.1);
+                }
+            }
+        }
+        let location = headers
+            .get(reqwest::header::LOCATION)
+            .map(|l| self.absolute(url, l.to_str().unwrap()));
+        let body = resp.text().await.unwrap_or_default();
+        Page {
+            status,
+            location,
+            body,
+            url: url.to_owned(),
+            headers,
+        }
+    }
+
+    pub async fn get(&mut self, url: &str) -> Page {
+        let req = self.http.get(url);
+        self.send(req, url).await
+    }
+
+    pub async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        let req = self.http.post(url).form(form);
+        self.send(req, url).await
+    }
+
+    /// Follows redirects from `page` and logs in at Dex's form, until a redirect leaves Dex for
+    /// `stop_prefix`; returns that redirect target.
+    pub async fn login_at_dex(&mut self, mut page: Page, email: &str, stop_prefix: &str) -> String {
+        for _ in 0..20 {
+            if let Some(loc) = page.location.clone() {
+                if loc.starts_with(stop_prefix) {
+                    return loc;
+                }
+                page = self.get(&loc).await;
+                continue;
+            }
+            assert_eq!(page.status, 200, "Dex page {}: {}", page.url, page.body);
+            let action = form_action(&page.body)
+                .unwrap_or_else(|| panic!("no form on {}: {}", page.url, page.body));
+            let action = self.absolute(&page.url, &action);
+            page = self
+                .post_form(&action, &[("login", email), ("password", PASSWORD)])
+                .await;
+        }
+        panic!("no redirect to {stop_prefix}");
+    }
+}
+
+fn cookie_pair(set_cookie: &str) -> (String, String) {
+    let first = set_cookie.split(';').next().unwrap();
+    let (k, v) = first.split_once('=').unwrap();
+    (k.trim().to_owned(), v.trim().to_owned())
+}
+
+pub fn form_action(html: &str) -> Option<String> {
+    let start = html.find("<form")?;
+    let rest = &html[start..];
+    let a = rest.find("action=\"")? + "action=\"".len();
+    let end = rest[a..].find('"')?;
+    Some(attr_unescape(&rest[a..a + end]))
+}
+
+/// The href of the Bind link of `plural` on the catalogue page.
+pub fn bind_link(html: &str, plural: &str) -> Option<String> {
+    let marker = format!("class=\"btn btn-lg btn-block btn-primary {plural}\"");
+    let pos = html.find(&marker)?;
+    let before = &html[..pos];
+    let h = before.rfind("href=\"")? + "href=\"".len();
+    let end = before[h..].find('"')?;
+    Some(attr_unescape(&before[h..h + end]))
+}
+
+/// The whole browser flow for `email` on consumer cluster `cid`, up to the BindingResponse.
+pub async fn browser_bind(
+    f: &Fixture,
+    email: &str,
+    cid: &str,
+    plural: &str,
+) -> (Browser, BindingResponse) {
+    let mut b = Browser::new(&f.base);
+    let sid = klutch_sdk::backend::state::random_token(22);
+    let start = b
+        .get(&format!("{}/authorize?p=53121&s={sid}&c={cid}", f.base))
+        .await;
+    assert_eq!(start.status, 302, "{}", start.body);
+    let callback = b
+        .login_at_dex(start, email, &format!("{}/callback", f.base))
+        .await;
+    let after = b.get(&callback).await;
+    assert_eq!(after.status, 302, "callback: {}", after.body);
+    assert_eq!(
+        after.location.as_deref(),
+        Some(format!("{}/resources?s={sid}", f.base).as_str())
+    );
+    // The catalogue fills from watches; wait until our CRD is offered.
+    let mut link = None;
+    for _ in 0..100 {
+        let page = b.get(&format!("{}/resources?s={sid}", f.base)).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        link = bind_link(&page.body, plural);
+        if link.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let link = link.unwrap_or_else(|| panic!("{plural} is never offered"));
+    let bound = b.get(&format!("{}{link}", f.base)).await;
+    assert_eq!(bound.status, 302, "bind: {}", bound.body);
+    let location = bound.location.unwrap();
+    assert!(
+        location.starts_with("http://localhost:53121/callback?response="),
+        "{location}"
+    );
+    let response = BindingResponse::decode(&query_param(&location, "response").unwrap())
+        .expect("a BindingResponse");
+    assert_eq!(
+        response
+            .authentication
+            .oauth2_code_grant
+            .as_ref()
+            .unwrap()
+            .sid,
+        sid
+    );
+    (b, response)
+}
+
+/// A client from an issued kubeconfig, and its namespace.
+pub async fn tenant_client(response: &BindingResponse) -> (kube::Client, String) {
+    let yaml = String::from_utf8(response.kubeconfig.clone()).unwrap();
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig parses");
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig is usable");
+    let ns = config.default_namespace.clone();
+    (kube::Client::try_from(config).unwrap(), ns)
+}
+
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
