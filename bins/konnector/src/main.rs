@@ -1,26 +1,28 @@
-//! `konnector`: the Klutch sync agent that runs in an app cluster.
-//!
-//! It copies the spec of bound objects up to the control-plane cluster, their status back down, the Secrets and ConfigMaps they claim, and handles deletion and adoption.
+//! `konnector`: the Klutch sync agent that runs in an app cluster. See `konnector --help` and
+//! docs/konnector.md; the logic lives in the library part of this crate.
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
-/// The Klutch sync agent that runs in an app cluster.
-#[derive(Debug, Parser)]
-#[command(name = "konnector", version, about, long_about = LONG_ABOUT)]
-struct Cli {}
-
-const LONG_ABOUT: &str = "The Klutch sync agent that runs in an app cluster.
-
-It copies the spec of bound objects up to the control-plane cluster, their status back down, the Secrets and ConfigMaps they claim, and handles deletion and adoption.";
-
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     klutch_sdk::tls::install_crypto_provider();
-    let Cli {} = Cli::parse();
-    eprintln!(
-        "konnector {}: this release only answers --help and --version; the component itself is not built yet (see README.md)",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli = konnector::Cli::parse();
+    konnector::init_logging(&cli);
+    match konnector::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                source = s.source();
+            }
+            tracing::error!(error = %msg, "konnector stopped");
+            eprintln!("konnector: {msg}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -7,11 +7,13 @@
 //!   `Prefixed` isolation of cluster-scoped objects;
 //! - [`claims`]: which objects a permission claim selects, and who owns them;
 //! - [`spec`]: what to do for one consumer object and its provider copy (spec up, deletion);
+//! - [`observe`]: hooks for metrics and Events;
 //! - [`ids`]: the cluster identifier derived from the `klutch-bind` namespace's UID.
 
 pub mod claims;
 pub mod copy;
 pub mod ids;
 pub mod naming;
+pub mod observe;
 pub mod spec;
 pub mod syncer;

@@ -19,6 +19,7 @@ use kube::{Client, ResourceExt as _};
 use serde_json::json;
 
 use super::naming::NamespaceMap;
+use super::observe::{Hop, NoObserver, ObjectKey, SyncObserver};
 use super::spec::{self, Plan, Target};
 use crate::api::wellknown::{FIELD_MANAGER, SYNCER_FINALIZER};
 
@@ -123,6 +124,35 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The hop the failed step belongs to.
+    pub fn hop(&self) -> Hop {
+        match self {
+            Error::DeleteProvider { .. } => Hop::Delete,
+            Error::WriteStatus { .. } => Hop::StatusDown,
+            _ => Hop::SpecUp,
+        }
+    }
+
+    /// The message for humans: the API's own message when there is one (e.g. the provider's
+    /// validation error), with what we were doing.
+    pub fn api_message(&self) -> String {
+        let source = match self {
+            Error::GetProvider { source, .. }
+            | Error::ApplyProvider { source, .. }
+            | Error::DeleteProvider { source, .. }
+            | Error::PatchFinalizers { source, .. }
+            | Error::WriteStatus { source, .. }
+            | Error::CreateNamespaceMapping { source, .. } => source,
+            Error::ClusterScoped { .. } => return self.to_string(),
+        };
+        match source {
+            kube::Error::Api(s) => format!("{self}: {}", s.message),
+            other => format!("{self}: {other}"),
+        }
+    }
+}
+
 /// `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -150,6 +180,7 @@ pub struct ResourceSyncer {
     /// replaced. While the controller's cache still shows that version, the cache has not seen
     /// our own write yet, and acting on it would repeat (or conflict with) that write.
     superseded: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    observer: Arc<dyn SyncObserver>,
 }
 
 impl ResourceSyncer {
@@ -167,7 +198,15 @@ impl ResourceSyncer {
             cluster_namespace: cluster_namespace.to_owned(),
             namespaces: Arc::new(RwLock::new(NamespaceMap::default())),
             superseded: Arc::default(),
+            observer: Arc::new(NoObserver),
         }
+    }
+
+    /// Reports hop latencies and failures to `observer` (metrics, Events).
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn SyncObserver>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Runs until `shutdown` resolves.
@@ -259,8 +298,14 @@ fn watch_backoff() -> watcher::ExponentialBackoff {
         .into()
 }
 
-fn error_policy(obj: Arc<DynamicObject>, err: &Error, _ctx: Arc<ResourceSyncer>) -> Action {
+fn error_policy(obj: Arc<DynamicObject>, err: &Error, ctx: Arc<ResourceSyncer>) -> Action {
     tracing::warn!(object = %obj.name_any(), reason = err.reason(), error = %err, "sync failed; retrying");
+    ctx.observer.failed(
+        err.hop(),
+        &ObjectKey::of(&obj, &ctx.ar, true),
+        err.reason(),
+        &err.api_message(),
+    );
     let conflict = matches!(
         err,
         Error::PatchFinalizers { source: kube::Error::Api(s), .. } | Error::WriteStatus { source: kube::Error::Api(s), .. }
@@ -274,6 +319,7 @@ fn error_policy(obj: Arc<DynamicObject>, err: &Error, _ctx: Arc<ResourceSyncer>)
 }
 
 async fn reconcile(consumer: Arc<DynamicObject>, ctx: Arc<ResourceSyncer>) -> Result<Action> {
+    let started = std::time::Instant::now();
     let name = consumer.name_any();
     let Some(consumer_ns) = consumer.namespace() else {
         return Err(Error::ClusterScoped { name });
@@ -345,6 +391,12 @@ async fn reconcile(consumer: Arc<DynamicObject>, ctx: Arc<ResourceSyncer>) -> Re
                     action,
                     spec::Action::AddFinalizer | spec::Action::SetConsumerStatus(_)
                 );
+                let hop = match &action {
+                    spec::Action::ApplyProvider(_) => Some(Hop::SpecUp),
+                    spec::Action::SetConsumerStatus(_) => Some(Hop::StatusDown),
+                    spec::Action::DeleteProvider => Some(Hop::Delete),
+                    _ => None,
+                };
                 execute(
                     action,
                     &consumer,
@@ -354,6 +406,9 @@ async fn reconcile(consumer: Arc<DynamicObject>, ctx: Arc<ResourceSyncer>) -> Re
                     &ctx.ar,
                 )
                 .await?;
+                if let Some(hop) = hop {
+                    ctx.observer.synced(hop, started.elapsed());
+                }
                 if writes_consumer && let Some(rv) = consumer.metadata.resource_version.clone() {
                     ctx.superseded
                         .lock()

@@ -1,0 +1,406 @@
+//! The konnector binary between two real clusters: binding → CRD → spec up / status down,
+//! truthful conditions, heartbeat, kubeconfig rotation, error conditions and unbinding.
+//!
+//! One test function runs the scenarios in order against one konnector process, because a
+//! konnector serves every binding of its cluster and two would compete.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::*;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use klutch_sdk::api::{APIServiceBinding, APIServiceExport, ClusterBinding};
+use klutch_sdk::testenv::{TestEnv, install_crd};
+use kube::ResourceExt as _;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use serde_json::json;
+
+fn ar(group: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural)
+}
+
+#[tokio::test]
+async fn konnector_end_to_end() {
+    klutch_sdk::tls::install_crypto_provider();
+    let env = TestEnv::shared()
+        .await
+        .expect("start the shared environment");
+    let consumer = env["app"].client().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let space = space(&env["control-plane"], "cluster-e2e").await;
+    create_namespace(&consumer, "klutch-bind").await;
+    let mut konnector = Konnector::start(env["app"].kubeconfig_path(), "konnector-a", dir.path());
+
+    let result = async {
+        namespaced_binding(&consumer, &space, &konnector).await;
+        error_conditions(&consumer, &space).await;
+    };
+    // Show the konnector's log when a scenario fails.
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(600),
+        futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(result)),
+    )
+    .await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(panic)) => {
+            eprintln!("--- konnector log\n{}", konnector.log_text());
+            std::panic::resume_unwind(panic);
+        }
+        Err(_) => {
+            eprintln!("--- konnector log\n{}", konnector.log_text());
+            panic!("the scenarios took longer than 10 minutes");
+        }
+    }
+    assert!(konnector.running(), "the konnector is still running");
+    let status = konnector.terminate().await;
+    assert!(status.success(), "SIGTERM ends it cleanly: {status:?}");
+}
+
+async fn namespaced_binding(consumer: &kube::Client, space: &Space, konnector: &Konnector) {
+    space
+        .export(
+            &crd("e2e.klutch.test", "Widget", "widgets", "Namespaced", None),
+            None,
+            vec![],
+        )
+        .await;
+    // The provider tightens its schema after exporting it (the consumer CRD stays lax).
+    install_crd(
+        &space.provider,
+        &crd(
+            "e2e.klutch.test",
+            "Widget",
+            "widgets",
+            "Namespaced",
+            Some(100),
+        ),
+    )
+    .await
+    .unwrap();
+    bind(consumer, space, "widgets.e2e.klutch.test", vec![]).await;
+
+    // The binding becomes Ready with every condition true, and the CRD is ours.
+    for c in [
+        "SecretValid",
+        "InformersSynced",
+        "Heartbeating",
+        "Connected",
+        "SchemaInSync",
+        "Ready",
+    ] {
+        eventually(&format!("binding condition {c}"), || async {
+            binding_condition(consumer, "widgets.e2e.klutch.test", c)
+                .await
+                .filter(|(s, _)| s == "True")
+        })
+        .await;
+    }
+    let binding = Api::<APIServiceBinding>::namespaced(consumer.clone(), "klutch-bind")
+        .get("widgets.e2e.klutch.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        binding
+            .status
+            .as_ref()
+            .unwrap()
+            .provider_pretty_name
+            .as_deref(),
+        Some("Test Provider")
+    );
+    assert!(
+        binding
+            .finalizers()
+            .contains(&"klutch.anynines.com/syncer".to_string())
+    );
+    let crd = Api::<CustomResourceDefinition>::all(consumer.clone())
+        .get("widgets.e2e.klutch.test")
+        .await
+        .unwrap();
+    let owner = &crd.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("APIServiceBinding", "widgets.e2e.klutch.test")
+    );
+    assert_eq!(Some(owner.uid.as_str()), binding.metadata.uid.as_deref());
+
+    // Heartbeat and version on the provider.
+    let cb = eventually("heartbeat", || async {
+        let cb = Api::<ClusterBinding>::namespaced(space.provider.clone(), &space.cluster_ns)
+            .get("cluster")
+            .await
+            .ok()?;
+        cb.status.as_ref()?.last_heartbeat_time.as_ref()?;
+        Some(cb)
+    })
+    .await;
+    let s = cb.status.unwrap();
+    assert_eq!(s.heartbeat_interval.as_deref(), Some("5m0s"));
+    assert_eq!(
+        s.konnector_version,
+        Some(format!("v{}", env!("CARGO_PKG_VERSION")))
+    );
+    assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "ValidVersion" && format!("{:?}", c.status) == "True")
+    );
+    // The export mirrors the consumer side.
+    eventually("export ConsumerInSync", || async {
+        let e = Api::<APIServiceExport>::namespaced(space.provider.clone(), &space.cluster_ns)
+            .get("widgets.e2e.klutch.test")
+            .await
+            .ok()?;
+        let cs = e.status?.conditions;
+        (cs.iter()
+            .any(|c| c.type_ == "Connected" && format!("{:?}", c.status) == "True")
+            && cs
+                .iter()
+                .any(|c| c.type_ == "ConsumerInSync" && format!("{:?}", c.status) == "True"))
+        .then_some(())
+    })
+    .await;
+
+    // Spec up, status down.
+    create_namespace(consumer, "team-e2e").await;
+    let widgets = ar("e2e.klutch.test", "Widget", "widgets");
+    let mine: Api<DynamicObject> = Api::namespaced_with(consumer.clone(), "team-e2e", &widgets);
+    let theirs: Api<DynamicObject> = Api::namespaced_with(
+        space.provider.clone(),
+        &space.service_ns("team-e2e"),
+        &widgets,
+    );
+    let mut w = DynamicObject::new("w1", &widgets);
+    w.data = json!({ "spec": { "size": 3 } });
+    mine.create(&PostParams::default(), &w).await.unwrap();
+    let copy = eventually("provider copy", || async {
+        theirs.get_opt("w1").await.unwrap()
+    })
+    .await;
+    assert_eq!(copy.data["spec"], json!({ "size": 3 }));
+    theirs
+        .patch_status(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "phase": "Ready" } })),
+        )
+        .await
+        .unwrap();
+    eventually("status down", || async {
+        (mine.get("w1").await.unwrap().data.get("status") == Some(&json!({ "phase": "Ready" })))
+            .then_some(())
+    })
+    .await;
+
+    // A spec the provider rejects becomes a Warning Event on the consumer object.
+    let mut big = DynamicObject::new("too-big", &widgets);
+    big.data = json!({ "spec": { "size": 1000 } });
+    mine.create(&PostParams::default(), &big).await.unwrap();
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(consumer.clone(), "team-e2e");
+    eventually("a Warning event", || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.into_iter().find(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("too-big")
+                && e.type_.as_deref() == Some("Warning")
+        })
+    })
+    .await;
+    mine.delete("too-big", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    // Metrics and health.
+    let (code, body) = konnector.get("/healthz").await.unwrap();
+    assert_eq!((code, body.as_str()), (200, r#"{"leaderElection":"ok"}"#));
+    let (code, metrics) = konnector.get("/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("konnector_provider_connections 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("konnector_leader 1"), "{metrics}");
+
+    // Kubeconfig rotation: the provider rewrites its Secret; the consumer copy follows and the
+    // connection restarts with the new bytes, still syncing.
+    let rotated = kubeconfig_for_rotation(space);
+    put_secret(&space.provider, &space.cluster_ns, "kubeconfig", &rotated).await;
+    let secrets: Api<Secret> = Api::namespaced(consumer.clone(), "klutch-bind");
+    eventually("rotated consumer secret", || async {
+        let s = secrets
+            .get(&format!("kubeconfig-{}", space.cluster_ns))
+            .await
+            .ok()?;
+        (s.data?.get("kubeconfig")?.0 == rotated.as_bytes()).then_some(())
+    })
+    .await;
+    let mut w2 = DynamicObject::new("w2", &widgets);
+    w2.data = json!({ "spec": { "size": 4 } });
+    mine.create(&PostParams::default(), &w2).await.unwrap();
+    eventually("sync after rotation", || async {
+        theirs.get_opt("w2").await.unwrap()
+    })
+    .await;
+
+    // Unbinding lets go of everything without deleting provider data: finalizers gone, the
+    // copies kept without `bound`, the CRD garbage-collected with the binding.
+    Api::<APIServiceBinding>::namespaced(consumer.clone(), "klutch-bind")
+        .delete("widgets.e2e.klutch.test", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("binding gone", || async {
+        Api::<APIServiceBinding>::namespaced(consumer.clone(), "klutch-bind")
+            .get_opt("widgets.e2e.klutch.test")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually("CRD collected", || async {
+        Api::<CustomResourceDefinition>::all(consumer.clone())
+            .get_opt("widgets.e2e.klutch.test")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    for name in ["w1", "w2"] {
+        let kept = theirs.get(name).await.expect("the provider copy is kept");
+        assert!(
+            !klutch_sdk::sync::copy::is_bound(&kept),
+            "{name} no longer bound"
+        );
+    }
+    eventually("no provider connection", || async {
+        let (_, m) = konnector.get("/metrics").await?;
+        m.contains("konnector_provider_connections 0").then_some(())
+    })
+    .await;
+}
+
+/// The same credentials under another context name: new bytes, same access.
+fn kubeconfig_for_rotation(space: &Space) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&space.kubeconfig).unwrap();
+    v["contexts"][0]["name"] = json!("rotated");
+    v["current-context"] = json!("rotated");
+    serde_json::to_string(&v).unwrap()
+}
+
+async fn error_conditions(consumer: &kube::Client, space: &Space) {
+    // No export of that name on the provider.
+    bind(consumer, space, "missing.e2e.klutch.test", vec![]).await;
+    eventually("APIServiceExportNotFound", || async {
+        binding_condition(consumer, "missing.e2e.klutch.test", "Connected")
+            .await
+            .filter(|(_, r)| r.as_deref() == Some("APIServiceExportNotFound"))
+    })
+    .await;
+    eventually("Ready False", || async {
+        binding_condition(consumer, "missing.e2e.klutch.test", "Ready")
+            .await
+            .filter(|(s, _)| s == "False")
+    })
+    .await;
+
+    // A CRD of that name exists on the consumer and is not ours: left alone.
+    let foreign = crd(
+        "foreign.klutch.test",
+        "Gadget",
+        "gadgets",
+        "Namespaced",
+        None,
+    );
+    install_crd(consumer, &foreign).await.unwrap();
+    space
+        .export(
+            &crd(
+                "foreign.klutch.test",
+                "Gadget",
+                "gadgets",
+                "Namespaced",
+                Some(5),
+            ),
+            None,
+            vec![],
+        )
+        .await;
+    bind(consumer, space, "gadgets.foreign.klutch.test", vec![]).await;
+    eventually("ForeignCustomResourceDefinition", || async {
+        binding_condition(consumer, "gadgets.foreign.klutch.test", "Connected")
+            .await
+            .filter(|(_, r)| r.as_deref() == Some("ForeignCustomResourceDefinition"))
+    })
+    .await;
+    let after = Api::<CustomResourceDefinition>::all(consumer.clone())
+        .get("gadgets.foreign.klutch.test")
+        .await
+        .unwrap();
+    assert!(
+        after.owner_references().is_empty(),
+        "the foreign CRD is untouched"
+    );
+
+    // A binding whose Secret does not exist.
+    let b = APIServiceBinding::new(
+        "nosecret.e2e.klutch.test",
+        klutch_sdk::api::APIServiceBindingSpec {
+            kubeconfig_secret_ref: klutch_sdk::api::ClusterSecretKeyRef {
+                name: "kubeconfig-nope".into(),
+                namespace: "klutch-bind".into(),
+                key: Default::default(),
+            },
+            permission_claims: vec![],
+        },
+    );
+    Api::<APIServiceBinding>::namespaced(consumer.clone(), "klutch-bind")
+        .create(&PostParams::default(), &b)
+        .await
+        .unwrap();
+    eventually("KubeconfigSecretNotFound", || async {
+        binding_condition(consumer, "nosecret.e2e.klutch.test", "SecretValid")
+            .await
+            .filter(|(_, r)| r.as_deref() == Some("KubeconfigSecretNotFound"))
+    })
+    .await;
+    // Clean up: these bindings go away without hanging.
+    for name in [
+        "missing.e2e.klutch.test",
+        "gadgets.foreign.klutch.test",
+        "nosecret.e2e.klutch.test",
+    ] {
+        Api::<APIServiceBinding>::namespaced(consumer.clone(), "klutch-bind")
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    for name in [
+        "missing.e2e.klutch.test",
+        "gadgets.foreign.klutch.test",
+        "nosecret.e2e.klutch.test",
+    ] {
+        eventually("binding deleted", || async {
+            Api::<APIServiceBinding>::namespaced(consumer.clone(), "klutch-bind")
+                .get_opt(name)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
+    assert!(
+        Api::<CustomResourceDefinition>::all(consumer.clone())
+            .get_opt("gadgets.foreign.klutch.test")
+            .await
+            .unwrap()
+            .is_some(),
+        "the foreign CRD survives"
+    );
+}
