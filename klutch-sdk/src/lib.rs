@@ -11,6 +11,7 @@
 //!   Klutch v1.5, and their CRDs.
 //! - [`sync`]: sans-IO decisions of a sync agent (clean copies, namespace mapping, isolation,
 //!   claim selection and ownership, spec/status/deletion planning, identifiers).
+//! - [`deploy`]: manifests generated from Rust, e.g. the konnector's Deployment and RBAC.
 //! - [`tls`]: the one place where the process-wide rustls crypto provider is chosen. Every klutch
 //!   binary and test calls [`tls::install_crypto_provider`] first.
 //! - `backend` (cargo feature `backend`): the binding-backend SDK: the `BindingBackend` trait,
@@ -28,6 +29,7 @@ pub use kube;
 pub mod api;
 #[cfg(feature = "backend")]
 pub mod backend;
+pub mod deploy;
 pub mod sync;
 pub mod tls;
 

@@ -1,26 +1,31 @@
 //! `kubectl-bind`: bind an API from a Klutch control plane into this cluster.
 //!
-//! Run it as 'kubectl bind <url>': it logs you in to the binding backend, creates the export requests, installs the konnector and binds the API.
+//! Run it as `kubectl bind <url>`; see `kubectl bind --help` and docs/kubectl-bind.md.
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-/// Bind an API from a Klutch control plane into this cluster.
-#[derive(Debug, Parser)]
-#[command(name = "kubectl-bind", version, about, long_about = LONG_ABOUT)]
-struct Cli {}
-
-const LONG_ABOUT: &str = "Bind an API from a Klutch control plane into this cluster.
-
-Run it as 'kubectl bind <url>': it logs you in to the binding backend, creates the export requests, installs the konnector and binds the API.";
-
 fn main() -> ExitCode {
     klutch_sdk::tls::install_crypto_provider();
-    let Cli {} = Cli::parse();
-    eprintln!(
-        "kubectl-bind {}: this release only answers --help and --version; the component itself is not built yet (see README.md)",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(async {
+        let io = kubectl_bind::Io::stdio();
+        let cancel = io.cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        });
+        kubectl_bind::run(std::env::args_os(), io).await
+    });
+    ExitCode::from(code)
 }

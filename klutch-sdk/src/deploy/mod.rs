@@ -1,0 +1,8 @@
+//! Deployment manifests generated from Rust, one source for every installer.
+//!
+//! [`konnector`] builds the objects that run the konnector in an app cluster: `kubectl bind`
+//! applies them when it installs or upgrades the konnector, and a release bundle can render the
+//! same objects to YAML. Every object is a typed `k8s-openapi` value wrapped in
+//! [`Manifest`](konnector::Manifest), so callers can inspect it before applying it.
+
+pub mod konnector;
