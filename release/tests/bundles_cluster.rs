@@ -16,8 +16,9 @@ use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
 use serde_json::Value;
 
 /// Crossplane v1 core: the package CRDs (Configuration, Provider, DeploymentRuntimeConfig) of
-/// the Crossplane versions the bundles target (1.17–1.20).
-const CROSSPLANE: (&str, &str) = ("github.com/crossplane/crossplane", "v1.20.1");
+/// the Crossplane versions the bundles target (1.17–1.20); the same version as the `crossplane`
+/// CLI in `testbins/`.
+const CROSSPLANE: (&str, &str) = ("github.com/crossplane/crossplane", "v1.20.7");
 /// provider-kubernetes, the version `klutch_release::DEFAULT_PROVIDER_KUBERNETES` installs.
 const PROVIDER_KUBERNETES: (&str, &str) = (
     "github.com/crossplane-contrib/provider-kubernetes",
@@ -189,7 +190,7 @@ async fn bundles_apply_with_server_side_dry_run() {
             install_crd(&client, &crd).await.unwrap();
         }
     }
-    for crd in provider_anynines_crds() {
+    for crd in provider_anynines::api::crds() {
         install_crd(&client, &crd).await.unwrap();
     }
 
@@ -223,12 +224,4 @@ async fn bundles_apply_with_server_side_dry_run() {
         "configure rejected:\n{}",
         failures.join("\n")
     );
-}
-
-// TEMPORARY: Klutch's provider CRDs until provider-anynines' generated ones land.
-fn provider_anynines_crds() -> Vec<CustomResourceDefinition> {
-    crds_in(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/reference/klutch-v1.5/provider-anynines/package/crds"),
-    )
 }
