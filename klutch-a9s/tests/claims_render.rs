@@ -244,6 +244,23 @@ fn klutch_example_claims_render() {
 }
 
 #[test]
+fn package_example_claims_render() {
+    let renderer = Renderer::new();
+    for (file, claims) in package::examples() {
+        for claim in claims {
+            let rendered = renderer.render(&claim);
+            assert_eq!(composed(&rendered).len(), 1, "examples/{file}\n{rendered}");
+            let name = format!(
+                "package-example-{}-{}",
+                file.trim_end_matches(".yaml"),
+                claim["metadata"]["name"].as_str().unwrap()
+            );
+            insta::assert_snapshot!(name, rendered);
+        }
+    }
+}
+
+#[test]
 fn every_composition_renders_with_all_fields() {
     let renderer = Renderer::new();
     let claim = |kind: &str, name: &str, spec: Value| json!({"apiVersion": "anynines.com/v1", "kind": kind, "metadata": {"name": name, "namespace": "shop"}, "spec": spec});

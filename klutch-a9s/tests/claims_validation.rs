@@ -279,6 +279,21 @@ async fn klutch_example_claims_are_accepted() {
     }
 }
 
+#[tokio::test]
+async fn package_example_claims_are_accepted() {
+    let client = cluster().await;
+    let mut count = 0;
+    for (file, claims) in package::examples() {
+        for doc in claims {
+            if let Err(message) = try_create(&client, "default", &doc).await {
+                panic!("examples/{file} was rejected: {message}\n{doc}");
+            }
+            count += 1;
+        }
+    }
+    assert!(count >= 15);
+}
+
 /// A claim document.
 fn claim(kind: &str, spec: Value) -> Value {
     json!({
