@@ -6,6 +6,11 @@
 //! Every example claim of Klutch v1.5 and our own cases (all compositions, all parameters) are
 //! turned into the composite resource Crossplane would create for them and rendered with the
 //! committed composition from `crossplane-api/`; the output is an insta snapshot per case.
+//!
+//! `crossplane beta validate`, offline (Crossplane's core CRDs and the function's input CRD come
+//! from the same Go builds), checks the package's XRDs and compositions against Crossplane's and
+//! the function's schemas, and validates claims with Crossplane's own XRD-to-claim-CRD
+//! conversion and CEL validator: it must agree with the apiserver tests on every case.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -15,6 +20,8 @@ use std::time::{Duration, Instant};
 use klutch_a9s::claims::package;
 use klutch_sdk::testenv::Binaries;
 use serde_json::{Value, json};
+
+mod claims_cases;
 
 /// function-patch-and-transform as a local process; killed when dropped.
 struct Function {
@@ -527,4 +534,149 @@ fn provider_status_flows_back_to_the_claim() {
         "{rendered}"
     );
     insta::assert_snapshot!(rendered);
+}
+
+/// `crossplane beta validate` against our XRDs, offline.
+struct Validate {
+    crossplane: PathBuf,
+    extensions: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl Validate {
+    fn new() -> Validate {
+        let crossplane = bin("crossplane");
+        let dir = crossplane.parent().unwrap().to_path_buf();
+        // Crossplane's core CRDs where `beta validate` caches the Crossplane image's schemas, so
+        // it does not try to download them.
+        let cache = tempfile::tempdir().unwrap();
+        let image = cache
+            .path()
+            .join("xpkg.crossplane.io/crossplane/crossplane@v1.20.7");
+        std::fs::create_dir_all(&image).unwrap();
+        let mut core = String::new();
+        for crd in yaml_files(&dir.join("crossplane-crds")) {
+            core.push_str(&std::fs::read_to_string(crd).unwrap());
+            core.push_str("\n---\n");
+        }
+        std::fs::write(image.join("package.yaml"), core).unwrap();
+        // extensions: our XRDs and compositions, and the function's input CRD
+        let extensions = tempfile::tempdir().unwrap();
+        let mut sources = yaml_files(&repo().join("crossplane-api/apis"));
+        sources.extend(yaml_files(&dir.join("function-patch-and-transform-crds")));
+        for (i, file) in sources.iter().enumerate() {
+            std::fs::copy(file, extensions.path().join(format!("{i}.yaml"))).unwrap();
+        }
+        Validate {
+            crossplane,
+            extensions,
+            cache,
+        }
+    }
+
+    /// Exit success and output of validating `resources` (a file or directory).
+    fn run(&self, resources: &Path) -> (bool, String) {
+        let out = Command::new(&self.crossplane)
+            .args(["beta", "validate"])
+            .arg(self.extensions.path())
+            .arg(resources)
+            .arg(format!("--cache-dir={}", self.cache.path().display()))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run crossplane beta validate");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !text.contains("downloading"),
+            "validate tried to download:\n{text}"
+        );
+        (out.status.success(), text)
+    }
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn crossplane_validates_the_package() {
+    let validate = Validate::new();
+    let (ok, out) = validate.run(&repo().join("crossplane-api/apis"));
+    // 11 XRDs, 15 compositions and the 15 patch-and-transform inputs inside them
+    assert!(
+        ok && out
+            .contains("Total 41 resources: 0 missing schemas, 41 success cases, 0 failure cases"),
+        "{out}"
+    );
+}
+
+#[test]
+fn crossplane_agrees_with_the_apiserver_on_claims() {
+    let validate = Validate::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut docs = String::new();
+    let cases = claims_cases::create_cases();
+    for (i, (_, doc, _)) in cases.iter().enumerate() {
+        let mut doc = doc.clone();
+        doc["metadata"]["name"] = json!(format!("case-{i}"));
+        docs.push_str("---\n");
+        docs.push_str(&serde_saphyr::to_string(&doc).unwrap());
+    }
+    let file = dir.path().join("claims.yaml");
+    std::fs::write(&file, docs).unwrap();
+    let (_, out) = validate.run(&file);
+    let mut disagreements = Vec::new();
+    for (i, (name, _, expected)) in cases.iter().enumerate() {
+        let ok_line = format!(", case-{i} validated successfully");
+        let err_prefix = format!(", case-{i} : ");
+        let errors: Vec<&str> = out.lines().filter(|l| l.contains(&err_prefix)).collect();
+        let accepted = out.lines().any(|l| l.ends_with(&ok_line));
+        if name.starts_with("claim name longer than 63") {
+            // `beta validate` checks the schema only; the apiserver checks metadata.name
+            assert!(accepted, "{name}");
+            continue;
+        }
+        match expected {
+            None if accepted && errors.is_empty() => {}
+            Some(part) if !accepted && errors.iter().any(|l| l.contains(part)) => {}
+            _ => disagreements.push(format!(
+                "{name}: expected {expected:?}, crossplane said {errors:?} (accepted: {accepted})"
+            )),
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "{}\n\n{out}",
+        disagreements.join("\n")
+    );
+
+    // Klutch's own create cases
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/reference/klutch-v1.5/test/validations");
+    for claim in ["backup", "postgresql"] {
+        for file in yaml_files(&reference.join(claim)) {
+            let name = file.file_name().unwrap().to_str().unwrap().to_string();
+            if name.starts_with("update-") {
+                continue; // transition rules need the old object; the apiserver tests cover them
+            }
+            let (ok, out) = validate.run(&file);
+            assert_eq!(ok, name.starts_with("create-valid-"), "{name}:\n{out}");
+        }
+    }
 }
