@@ -129,3 +129,28 @@ fn every_xrd_default_composition_exists() {
         assert_eq!(kind, composite, "{claim}");
     }
 }
+
+#[test]
+fn organization_and_space_guids_are_configurable() {
+    let options = composition::Options {
+        organization_guid: "org-1".into(),
+        space_guid: "space-1".into(),
+    };
+    let mut a9s_instances = 0;
+    for (_, comp) in composition::all_with(&options) {
+        let base = &comp["spec"]["pipeline"][0]["input"]["resources"][0]["base"];
+        if base["kind"] == "ServiceInstance" {
+            assert_eq!(base["spec"]["forProvider"]["organizationGuid"], "org-1");
+            assert_eq!(base["spec"]["forProvider"]["spaceGuid"], "space-1");
+            a9s_instances += 1;
+        }
+    }
+    assert_eq!(a9s_instances, 8);
+    // the default is Klutch's
+    let default = composition::all();
+    let base = &default[0].1["spec"]["pipeline"][0]["input"]["resources"][0]["base"];
+    assert_eq!(
+        base["spec"]["forProvider"]["organizationGuid"],
+        composition::ORGANIZATION_GUID
+    );
+}

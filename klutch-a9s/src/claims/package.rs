@@ -293,6 +293,12 @@ pub fn metadata() -> Value {
 
 /// Every file of the package as `(path relative to the package root, YAML)`.
 pub fn files() -> Result<Vec<(String, String)>> {
+    files_with(&composition::Options::default())
+}
+
+/// Every file of the package, with compositions generated with `options` (e.g. a platform's own
+/// organization and space GUIDs instead of Klutch's).
+pub fn files_with(options: &composition::Options) -> Result<Vec<(String, String)>> {
     let header = "# Generated from klutch_a9s::claims by `cargo run -p klutch-a9s --example crossplane-api`. Do not edit.\n";
     let mut files = vec![(
         "crossplane.yaml".to_string(),
@@ -320,7 +326,7 @@ pub fn files() -> Result<Vec<(String, String)>> {
         }
         files.push((format!("examples/{file}"), yaml));
     }
-    for (claim, comp) in composition::all() {
+    for (claim, comp) in composition::all_with(options) {
         let name = comp["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
