@@ -10,7 +10,8 @@
 //! `crossplane beta validate`, offline (Crossplane's core CRDs and the function's input CRD come
 //! from the same Go builds), checks the package's XRDs and compositions against Crossplane's and
 //! the function's schemas, and validates claims with Crossplane's own XRD-to-claim-CRD
-//! conversion and CEL validator: it must agree with the apiserver tests on every case.
+//! conversion and CEL validator: it must agree with the apiserver tests on every case. And
+//! `crossplane xpkg build` packages `crossplane-api/` (offline).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -679,4 +680,33 @@ fn crossplane_agrees_with_the_apiserver_on_claims() {
             assert_eq!(ok, name.starts_with("create-valid-"), "{name}:\n{out}");
         }
     }
+}
+
+#[test]
+fn crossplane_builds_the_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("anynines-dataservices.xpkg");
+    // v1.20.7 skips the examples inside the package root by a substring match on the walked
+    // (cleaned) paths, so the examples root must not contain `..`: run from the repository with
+    // relative roots
+    let repo = repo().canonicalize().unwrap();
+    let out = Command::new(bin("crossplane"))
+        .current_dir(&repo)
+        .args(["xpkg", "build", "--package-root=crossplane-api"])
+        .arg("--examples-root=crossplane-api/examples")
+        .arg("-o")
+        .arg(&out_file)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run crossplane xpkg build");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let size = std::fs::metadata(&out_file)
+        .expect("the package file")
+        .len();
+    assert!(size > 4096, "{size} bytes");
 }
