@@ -434,6 +434,7 @@ fn every_composition_renders_with_all_fields() {
         ),
     ];
     let mut rendered_compositions = std::collections::BTreeSet::new();
+    let mut all_rendered = String::new();
     for (name, claim) in cases {
         let rendered = renderer.render(&claim);
         let resources = composed(&rendered);
@@ -443,6 +444,9 @@ fn every_composition_renders_with_all_fields() {
             "{name}: one composed resource\n{rendered}"
         );
         let r = &resources[0];
+        // (render prints only the XR's status, so only composed resources are validated below)
+        all_rendered.push_str("---\n");
+        all_rendered.push_str(&serde_saphyr::to_string(r).unwrap());
         match name {
             "a9s-servicebinding" => {
                 // the connection Secret of an a9s binding: <claim>-creds in the claim namespace
@@ -486,6 +490,33 @@ fn every_composition_renders_with_all_fields() {
         klutch_a9s::claims::composition::all().len(),
         "every composition is rendered"
     );
+
+    // The composed provider-anynines resources are valid for provider-anynines' CRDs (Klutch
+    // v1.5's, which the Rust provider keeps). provider-kubernetes' Object CRD is not available
+    // offline; those are reported as missing schemas.
+    let provider_crds = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/reference/klutch-v1.5/provider-anynines/package/crds");
+    let validate = Validate::with_extensions(&[provider_crds]);
+    let file = renderer.dir.path().join("all-rendered.yaml");
+    std::fs::write(&file, &all_rendered).unwrap();
+    let (_, out) = validate.run(&file);
+    let failures: Vec<&str> = out.lines().filter(|l| l.starts_with("[x]")).collect();
+    assert!(failures.is_empty(), "{out}");
+    for kind in ["ServiceInstance", "ServiceBinding", "Backup", "Restore"] {
+        let line = format!("dataservices.anynines.com/v1, Kind={kind}, ");
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&line) && l.ends_with("validated successfully")),
+            "no validated {kind}:\n{out}"
+        );
+    }
+    let missing = out.lines().filter(|l| l.starts_with("[!]")).count();
+    assert!(
+        out.lines().all(|l| !l.starts_with("[!]")
+            || l.contains("kubernetes.crossplane.io/v1alpha1, Kind=Object")),
+        "{out}"
+    );
+    assert_eq!(missing, 5, "the five a8s Objects\n{out}");
 }
 
 #[test]
@@ -546,6 +577,11 @@ struct Validate {
 
 impl Validate {
     fn new() -> Validate {
+        Validate::with_extensions(&[])
+    }
+
+    /// Also validates against the CRDs in `extra` (directories).
+    fn with_extensions(extra: &[PathBuf]) -> Validate {
         let crossplane = bin("crossplane");
         let dir = crossplane.parent().unwrap().to_path_buf();
         // Crossplane's core CRDs where `beta validate` caches the Crossplane image's schemas, so
@@ -565,6 +601,9 @@ impl Validate {
         let extensions = tempfile::tempdir().unwrap();
         let mut sources = yaml_files(&repo().join("crossplane-api/apis"));
         sources.extend(yaml_files(&dir.join("function-patch-and-transform-crds")));
+        for d in extra {
+            sources.extend(yaml_files(d));
+        }
         for (i, file) in sources.iter().enumerate() {
             std::fs::copy(file, extensions.path().join(format!("{i}.yaml"))).unwrap();
         }
