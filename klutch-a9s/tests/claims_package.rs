@@ -154,3 +154,73 @@ fn organization_and_space_guids_are_configurable() {
         composition::ORGANIZATION_GUID
     );
 }
+
+/// Deserialises `doc` as `K` and serialises it again.
+fn round_trip<K: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value) -> Value {
+    let typed: K = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("does not deserialise: {e}\n{doc}"));
+    serde_json::to_value(&typed).unwrap()
+}
+
+#[test]
+fn every_klutch_claim_round_trips_through_the_types() {
+    use klutch_a9s::claims::{
+        backup, binding, keyvalue, logme2, mariadb, messaging, mongodb, postgresql, prometheus,
+        search,
+    };
+    let reference =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/klutch-v1.5");
+    let mut files = Vec::new();
+    let mut stack = vec![
+        reference.join("crossplane-api/examples"),
+        reference.join("test/validations"),
+    ];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "yaml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut checked = 0;
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("create-invalid-") {
+            continue; // e.g. unknown services or missing required fields
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+        for doc in docs.into_iter().filter(|d| !d.is_null()) {
+            // update cases: the base object
+            let doc = if doc.get("base").is_some() {
+                doc["base"].clone()
+            } else {
+                doc
+            };
+            let again = match doc["kind"].as_str().unwrap() {
+                "PostgresqlInstance" => round_trip::<postgresql::PostgresqlInstance>(&doc),
+                "MongodbInstance" => round_trip::<mongodb::MongodbInstance>(&doc),
+                "MariadbInstance" => round_trip::<mariadb::MariadbInstance>(&doc),
+                "MessagingInstance" => round_trip::<messaging::MessagingInstance>(&doc),
+                "SearchInstance" => round_trip::<search::SearchInstance>(&doc),
+                "Logme2Instance" => round_trip::<logme2::Logme2Instance>(&doc),
+                "PrometheusInstance" => round_trip::<prometheus::PrometheusInstance>(&doc),
+                "KeyvalueInstance" => round_trip::<keyvalue::KeyvalueInstance>(&doc),
+                "ServiceBinding" => round_trip::<binding::ServiceBinding>(&doc),
+                "Backup" => round_trip::<backup::Backup>(&doc),
+                "Restore" => round_trip::<backup::Restore>(&doc),
+                other => panic!("unknown kind {other} in {name}"),
+            };
+            assert_eq!(
+                again["spec"], doc["spec"],
+                "{name}: the types lose or change fields"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 80, "{checked}");
+}
