@@ -55,14 +55,23 @@ build_dex() {
 }
 
 build_crossplane() {
-  # the v1 CLI ("crank"); its version string is what `crossplane version` prints
+  # the v1 CLI ("crank"); its version string is what `crossplane version` prints. Crossplane's
+  # core CRDs go beside it: `crossplane beta validate` needs them and would download them.
   (cd "$here/crossplane" && go build \
     -ldflags "-s -w -X github.com/crossplane/crossplane/internal/version.version=${VER[crossplane]}" \
-    -o "$1/crossplane" github.com/crossplane/crossplane/cmd/crank)
+    -o "$1/crossplane" github.com/crossplane/crossplane/cmd/crank &&
+    mkdir -p "$1/crossplane-crds" &&
+    cp "$(go list -m -f '{{.Dir}}' github.com/crossplane/crossplane)"/cluster/crds/*.yaml "$1/crossplane-crds/" &&
+    chmod -R u+w "$1/crossplane-crds")
 }
 build_crossplane_fpt() {
+  # with the CRD of its input (kind Resources), for `crossplane beta validate`
   (cd "$here/crossplane-fpt" && go build -ldflags "-s -w" \
-    -o "$1/function-patch-and-transform" github.com/crossplane-contrib/function-patch-and-transform)
+    -o "$1/function-patch-and-transform" github.com/crossplane-contrib/function-patch-and-transform &&
+    mkdir -p "$1/function-patch-and-transform-crds" &&
+    cp "$(go list -m -f '{{.Dir}}' github.com/crossplane-contrib/function-patch-and-transform)"/package/input/*.yaml \
+      "$1/function-patch-and-transform-crds/" &&
+    chmod -R u+w "$1/function-patch-and-transform-crds")
 }
 
 components=("$@")
@@ -101,8 +110,11 @@ for c in "${components[@]}"; do
   fi
   exec 9>&-
   for b in "$dest"/*; do if [[ -f $b && -x $b ]]; then ln -sf "$b" "$bindir/"; fi; done
+  # data some components ship (e.g. crossplane-crds/), linked as directories
+  for d in "$dest"/*/; do if [[ -d $d ]]; then ln -sfn "${d%/}" "$bindir/"; fi; done
   # keep the two newest entries of this component
-  for old in $(ls -dt "$root/$c-"*/ 2>/dev/null | tail -n +3); do
+  # (the "-v" keeps crossplane from matching crossplane-fpt)
+  for old in $(ls -dt "$root/$c-v"*/ 2>/dev/null | tail -n +3); do
     rm -rf "$old" "${old%/}.lock"
   done
 done

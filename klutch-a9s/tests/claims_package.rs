@@ -25,7 +25,7 @@ fn committed_package_is_generated_from_the_types() {
         "crossplane-api/ is out of date in {stale:?}; run `cargo run -p klutch-a9s --example crossplane-api`"
     );
     // nothing left over from removed kinds or compositions
-    let mut stack = vec![root.join("apis")];
+    let mut stack = vec![root.join("apis"), root.join("examples")];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let p = entry.unwrap().path();
@@ -40,7 +40,7 @@ fn committed_package_is_generated_from_the_types() {
             }
         }
     }
-    assert_eq!(generated.len(), 1 + 11 + 15);
+    assert_eq!(generated.len(), 1 + 11 + 15 + package::examples().len());
 }
 
 /// Leaf paths below `spec.parameters` of an XRD.
@@ -128,4 +128,99 @@ fn every_xrd_default_composition_exists() {
             .unwrap();
         assert_eq!(kind, composite, "{claim}");
     }
+}
+
+#[test]
+fn organization_and_space_guids_are_configurable() {
+    let options = composition::Options {
+        organization_guid: "org-1".into(),
+        space_guid: "space-1".into(),
+    };
+    let mut a9s_instances = 0;
+    for (_, comp) in composition::all_with(&options) {
+        let base = &comp["spec"]["pipeline"][0]["input"]["resources"][0]["base"];
+        if base["kind"] == "ServiceInstance" {
+            assert_eq!(base["spec"]["forProvider"]["organizationGuid"], "org-1");
+            assert_eq!(base["spec"]["forProvider"]["spaceGuid"], "space-1");
+            a9s_instances += 1;
+        }
+    }
+    assert_eq!(a9s_instances, 8);
+    // the default is Klutch's
+    let default = composition::all();
+    let base = &default[0].1["spec"]["pipeline"][0]["input"]["resources"][0]["base"];
+    assert_eq!(
+        base["spec"]["forProvider"]["organizationGuid"],
+        composition::ORGANIZATION_GUID
+    );
+}
+
+/// Deserialises `doc` as `K` and serialises it again.
+fn round_trip<K: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value) -> Value {
+    let typed: K = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("does not deserialise: {e}\n{doc}"));
+    serde_json::to_value(&typed).unwrap()
+}
+
+#[test]
+fn every_klutch_claim_round_trips_through_the_types() {
+    use klutch_a9s::claims::{
+        backup, binding, keyvalue, logme2, mariadb, messaging, mongodb, postgresql, prometheus,
+        search,
+    };
+    let reference =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/klutch-v1.5");
+    let mut files = Vec::new();
+    let mut stack = vec![
+        reference.join("crossplane-api/examples"),
+        reference.join("test/validations"),
+    ];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "yaml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut checked = 0;
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("create-invalid-") {
+            continue; // e.g. unknown services or missing required fields
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+        for doc in docs.into_iter().filter(|d| !d.is_null()) {
+            // update cases: the base object
+            let doc = if doc.get("base").is_some() {
+                doc["base"].clone()
+            } else {
+                doc
+            };
+            let again = match doc["kind"].as_str().unwrap() {
+                "PostgresqlInstance" => round_trip::<postgresql::PostgresqlInstance>(&doc),
+                "MongodbInstance" => round_trip::<mongodb::MongodbInstance>(&doc),
+                "MariadbInstance" => round_trip::<mariadb::MariadbInstance>(&doc),
+                "MessagingInstance" => round_trip::<messaging::MessagingInstance>(&doc),
+                "SearchInstance" => round_trip::<search::SearchInstance>(&doc),
+                "Logme2Instance" => round_trip::<logme2::Logme2Instance>(&doc),
+                "PrometheusInstance" => round_trip::<prometheus::PrometheusInstance>(&doc),
+                "KeyvalueInstance" => round_trip::<keyvalue::KeyvalueInstance>(&doc),
+                "ServiceBinding" => round_trip::<binding::ServiceBinding>(&doc),
+                "Backup" => round_trip::<backup::Backup>(&doc),
+                "Restore" => round_trip::<backup::Restore>(&doc),
+                other => panic!("unknown kind {other} in {name}"),
+            };
+            assert_eq!(
+                again["spec"], doc["spec"],
+                "{name}: the types lose or change fields"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 80, "{checked}");
 }

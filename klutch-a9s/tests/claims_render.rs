@@ -6,6 +6,12 @@
 //! Every example claim of Klutch v1.5 and our own cases (all compositions, all parameters) are
 //! turned into the composite resource Crossplane would create for them and rendered with the
 //! committed composition from `crossplane-api/`; the output is an insta snapshot per case.
+//!
+//! `crossplane beta validate`, offline (Crossplane's core CRDs and the function's input CRD come
+//! from the same Go builds), checks the package's XRDs and compositions against Crossplane's and
+//! the function's schemas, and validates claims with Crossplane's own XRD-to-claim-CRD
+//! conversion and CEL validator: it must agree with the apiserver tests on every case. And
+//! `crossplane xpkg build` packages `crossplane-api/` (offline).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -15,6 +21,8 @@ use std::time::{Duration, Instant};
 use klutch_a9s::claims::package;
 use klutch_sdk::testenv::Binaries;
 use serde_json::{Value, json};
+
+mod claims_cases;
 
 /// function-patch-and-transform as a local process; killed when dropped.
 struct Function {
@@ -244,6 +252,23 @@ fn klutch_example_claims_render() {
 }
 
 #[test]
+fn package_example_claims_render() {
+    let renderer = Renderer::new();
+    for (file, claims) in package::examples() {
+        for claim in claims {
+            let rendered = renderer.render(&claim);
+            assert_eq!(composed(&rendered).len(), 1, "examples/{file}\n{rendered}");
+            let name = format!(
+                "package-example-{}-{}",
+                file.trim_end_matches(".yaml"),
+                claim["metadata"]["name"].as_str().unwrap()
+            );
+            insta::assert_snapshot!(name, rendered);
+        }
+    }
+}
+
+#[test]
 fn every_composition_renders_with_all_fields() {
     let renderer = Renderer::new();
     let claim = |kind: &str, name: &str, spec: Value| json!({"apiVersion": "anynines.com/v1", "kind": kind, "metadata": {"name": name, "namespace": "shop"}, "spec": spec});
@@ -409,6 +434,7 @@ fn every_composition_renders_with_all_fields() {
         ),
     ];
     let mut rendered_compositions = std::collections::BTreeSet::new();
+    let mut all_rendered = String::new();
     for (name, claim) in cases {
         let rendered = renderer.render(&claim);
         let resources = composed(&rendered);
@@ -418,6 +444,9 @@ fn every_composition_renders_with_all_fields() {
             "{name}: one composed resource\n{rendered}"
         );
         let r = &resources[0];
+        // (render prints only the XR's status, so only composed resources are validated below)
+        all_rendered.push_str("---\n");
+        all_rendered.push_str(&serde_saphyr::to_string(r).unwrap());
         match name {
             "a9s-servicebinding" => {
                 // the connection Secret of an a9s binding: <claim>-creds in the claim namespace
@@ -461,6 +490,33 @@ fn every_composition_renders_with_all_fields() {
         klutch_a9s::claims::composition::all().len(),
         "every composition is rendered"
     );
+
+    // The composed provider-anynines resources are valid for provider-anynines' CRDs (Klutch
+    // v1.5's, which the Rust provider keeps). provider-kubernetes' Object CRD is not available
+    // offline; those are reported as missing schemas.
+    let provider_crds = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/reference/klutch-v1.5/provider-anynines/package/crds");
+    let validate = Validate::with_extensions(&[provider_crds]);
+    let file = renderer.dir.path().join("all-rendered.yaml");
+    std::fs::write(&file, &all_rendered).unwrap();
+    let (_, out) = validate.run(&file);
+    let failures: Vec<&str> = out.lines().filter(|l| l.starts_with("[x]")).collect();
+    assert!(failures.is_empty(), "{out}");
+    for kind in ["ServiceInstance", "ServiceBinding", "Backup", "Restore"] {
+        let line = format!("dataservices.anynines.com/v1, Kind={kind}, ");
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&line) && l.ends_with("validated successfully")),
+            "no validated {kind}:\n{out}"
+        );
+    }
+    let missing = out.lines().filter(|l| l.starts_with("[!]")).count();
+    assert!(
+        out.lines().all(|l| !l.starts_with("[!]")
+            || l.contains("kubernetes.crossplane.io/v1alpha1, Kind=Object")),
+        "{out}"
+    );
+    assert_eq!(missing, 5, "the five a8s Objects\n{out}");
 }
 
 #[test]
@@ -510,4 +566,186 @@ fn provider_status_flows_back_to_the_claim() {
         "{rendered}"
     );
     insta::assert_snapshot!(rendered);
+}
+
+/// `crossplane beta validate` against our XRDs, offline.
+struct Validate {
+    crossplane: PathBuf,
+    extensions: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl Validate {
+    fn new() -> Validate {
+        Validate::with_extensions(&[])
+    }
+
+    /// Also validates against the CRDs in `extra` (directories).
+    fn with_extensions(extra: &[PathBuf]) -> Validate {
+        let crossplane = bin("crossplane");
+        let dir = crossplane.parent().unwrap().to_path_buf();
+        // Crossplane's core CRDs where `beta validate` caches the Crossplane image's schemas, so
+        // it does not try to download them.
+        let cache = tempfile::tempdir().unwrap();
+        let image = cache
+            .path()
+            .join("xpkg.crossplane.io/crossplane/crossplane@v1.20.7");
+        std::fs::create_dir_all(&image).unwrap();
+        let mut core = String::new();
+        for crd in yaml_files(&dir.join("crossplane-crds")) {
+            core.push_str(&std::fs::read_to_string(crd).unwrap());
+            core.push_str("\n---\n");
+        }
+        std::fs::write(image.join("package.yaml"), core).unwrap();
+        // extensions: our XRDs and compositions, and the function's input CRD
+        let extensions = tempfile::tempdir().unwrap();
+        let mut sources = yaml_files(&repo().join("crossplane-api/apis"));
+        sources.extend(yaml_files(&dir.join("function-patch-and-transform-crds")));
+        for d in extra {
+            sources.extend(yaml_files(d));
+        }
+        for (i, file) in sources.iter().enumerate() {
+            std::fs::copy(file, extensions.path().join(format!("{i}.yaml"))).unwrap();
+        }
+        Validate {
+            crossplane,
+            extensions,
+            cache,
+        }
+    }
+
+    /// Exit success and output of validating `resources` (a file or directory).
+    fn run(&self, resources: &Path) -> (bool, String) {
+        let out = Command::new(&self.crossplane)
+            .args(["beta", "validate"])
+            .arg(self.extensions.path())
+            .arg(resources)
+            .arg(format!("--cache-dir={}", self.cache.path().display()))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run crossplane beta validate");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !text.contains("downloading"),
+            "validate tried to download:\n{text}"
+        );
+        (out.status.success(), text)
+    }
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn crossplane_validates_the_package() {
+    let validate = Validate::new();
+    let (ok, out) = validate.run(&repo().join("crossplane-api/apis"));
+    // 11 XRDs, 15 compositions and the 15 patch-and-transform inputs inside them
+    assert!(
+        ok && out
+            .contains("Total 41 resources: 0 missing schemas, 41 success cases, 0 failure cases"),
+        "{out}"
+    );
+}
+
+#[test]
+fn crossplane_agrees_with_the_apiserver_on_claims() {
+    let validate = Validate::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut docs = String::new();
+    let cases = claims_cases::create_cases();
+    for (i, (_, doc, _)) in cases.iter().enumerate() {
+        let mut doc = doc.clone();
+        doc["metadata"]["name"] = json!(format!("case-{i}"));
+        docs.push_str("---\n");
+        docs.push_str(&serde_saphyr::to_string(&doc).unwrap());
+    }
+    let file = dir.path().join("claims.yaml");
+    std::fs::write(&file, docs).unwrap();
+    let (_, out) = validate.run(&file);
+    let mut disagreements = Vec::new();
+    for (i, (name, _, expected)) in cases.iter().enumerate() {
+        let ok_line = format!(", case-{i} validated successfully");
+        let err_prefix = format!(", case-{i} : ");
+        let errors: Vec<&str> = out.lines().filter(|l| l.contains(&err_prefix)).collect();
+        let accepted = out.lines().any(|l| l.ends_with(&ok_line));
+        if name.starts_with("claim name longer than 63") {
+            // `beta validate` checks the schema only; the apiserver checks metadata.name
+            assert!(accepted, "{name}");
+            continue;
+        }
+        match expected {
+            None if accepted && errors.is_empty() => {}
+            Some(part) if !accepted && errors.iter().any(|l| l.contains(part)) => {}
+            _ => disagreements.push(format!(
+                "{name}: expected {expected:?}, crossplane said {errors:?} (accepted: {accepted})"
+            )),
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "{}\n\n{out}",
+        disagreements.join("\n")
+    );
+
+    // Klutch's own create cases
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/reference/klutch-v1.5/test/validations");
+    for claim in ["backup", "postgresql"] {
+        for file in yaml_files(&reference.join(claim)) {
+            let name = file.file_name().unwrap().to_str().unwrap().to_string();
+            if name.starts_with("update-") {
+                continue; // transition rules need the old object; the apiserver tests cover them
+            }
+            let (ok, out) = validate.run(&file);
+            assert_eq!(ok, name.starts_with("create-valid-"), "{name}:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn crossplane_builds_the_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("anynines-dataservices.xpkg");
+    // v1.20.7 skips the examples inside the package root by a substring match on the walked
+    // (cleaned) paths, so the examples root must not contain `..`: run from the repository with
+    // relative roots
+    let repo = repo().canonicalize().unwrap();
+    let out = Command::new(bin("crossplane"))
+        .current_dir(&repo)
+        .args(["xpkg", "build", "--package-root=crossplane-api"])
+        .arg("--examples-root=crossplane-api/examples")
+        .arg("-o")
+        .arg(&out_file)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run crossplane xpkg build");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let size = std::fs::metadata(&out_file)
+        .expect("the package file")
+        .len();
+    assert!(size > 4096, "{size} bytes");
 }

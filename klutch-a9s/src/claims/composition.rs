@@ -22,6 +22,25 @@ pub const FUNCTION_NAME: &str = "function-patch-and-transform";
 pub const ORGANIZATION_GUID: &str = "a1d46b5c-b639-4f43-85c7-e9a0e5f01f75";
 /// The space GUID every a9s instance is provisioned in (Klutch's value).
 pub const SPACE_GUID: &str = "1bf71cf3-9017-4846-bffc-b9b31872bfaf";
+/// Settings of the generated compositions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The organization GUID a9s instances are provisioned in (default [`ORGANIZATION_GUID`]).
+    pub organization_guid: String,
+    /// The space GUID a9s instances are provisioned in (default [`SPACE_GUID`]).
+    pub space_guid: String,
+}
+
+impl Default for Options {
+    /// Klutch v1.5's values, so existing instances keep their broker-side accounting.
+    fn default() -> Self {
+        Options {
+            organization_guid: ORGANIZATION_GUID.into(),
+            space_guid: SPACE_GUID.into(),
+        }
+    }
+}
+
 /// The provider-kubernetes ProviderConfig of the a8s compositions.
 pub const KUBERNETES_PROVIDER_CONFIG: &str = "kubernetes-provider";
 
@@ -273,15 +292,20 @@ fn composition(name: &str, composite_kind: &str, base: Value, patches: Vec<Value
 }
 
 /// `a9s-<service>` for one entry of [`A9S_PARAMETERS`].
-fn a9s_instance(composite_kind: &str, service: &str, parameters: &[(&str, &str)]) -> Value {
+fn a9s_instance(
+    options: &Options,
+    composite_kind: &str,
+    service: &str,
+    parameters: &[(&str, &str)],
+) -> Value {
     let base = json!({
         "apiVersion": "dataservices.anynines.com/v1",
         "kind": "ServiceInstance",
         "spec": {
             "forProvider": {
                 "acceptsIncomplete": true,
-                "organizationGuid": ORGANIZATION_GUID,
-                "spaceGuid": SPACE_GUID,
+                "organizationGuid": options.organization_guid,
+                "spaceGuid": options.space_guid,
             },
             "providerConfigRef": {"name": format!("{service}-service-broker")},
         },
@@ -570,11 +594,16 @@ fn a8s_backup_or_restore(restore: bool) -> Value {
 
 /// Every composition with the claim plural it belongs to, in a fixed order.
 pub fn all() -> Vec<(&'static str, Value)> {
+    all_with(&Options::default())
+}
+
+/// Every composition with the claim plural it belongs to, generated with `options`.
+pub fn all_with(options: &Options) -> Vec<(&'static str, Value)> {
     let mut all = Vec::new();
     for s in A9S_PARAMETERS {
         all.push((
             s.claim,
-            a9s_instance(s.composite_kind, s.service, s.parameters),
+            a9s_instance(options, s.composite_kind, s.service, s.parameters),
         ));
     }
     all.push(("postgresqlinstances", a8s_postgresql()));

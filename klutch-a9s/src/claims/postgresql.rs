@@ -407,3 +407,51 @@ impl ClaimDefinition for PostgresqlInstance {
     const DEFAULT_COMPOSITION: &'static str = A8S_COMPOSITION;
     const FOREGROUND_DELETE: bool = true;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composition_plan_sets_match_the_spec() {
+        // spec 9.3: a9s single-{nano,small,big}, replica-{small,big}, each ±ssl ±bionic;
+        // a8s {single,replica}-{nano,small,medium,big}
+        let mut a9s = Vec::new();
+        for base in [
+            "single-nano",
+            "single-small",
+            "single-big",
+            "replica-small",
+            "replica-big",
+        ] {
+            for suffix in ["", "-ssl", "-bionic", "-ssl-bionic"] {
+                a9s.push(format!("postgresql-{base}{suffix}"));
+            }
+        }
+        let mut a8s = Vec::new();
+        for topology in ["single", "replica"] {
+            for size in ["nano", "small", "medium", "big"] {
+                a8s.push(format!("postgresql-{topology}-{size}"));
+            }
+        }
+        for plan in PostgresqlPlan::ALL {
+            let name = plan.as_str().to_string();
+            assert_eq!(plan.is_a9s(), a9s.contains(&name), "{name}");
+            assert_eq!(plan.is_a8s(), a8s.contains(&name), "{name}");
+        }
+        assert_eq!(PostgresqlPlan::ALL.len(), 23);
+    }
+
+    #[test]
+    fn string_enums_round_trip() {
+        for plan in PostgresqlPlan::ALL {
+            assert_eq!(plan.as_str().parse::<PostgresqlPlan>(), Ok(*plan));
+            assert_eq!(serde_json::to_value(plan).unwrap(), plan.as_str());
+        }
+        let err = "postgresql-huge".parse::<PostgresqlPlan>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"postgresql-huge\" is not a valid PostgresqlPlan"
+        );
+    }
+}

@@ -108,12 +108,15 @@ pub fn xrd<K: ClaimDefinition>() -> Result<Value> {
     }))
 }
 
-/// Drops `nullable` (absent fields are how claims leave things unset) and gives
+/// Drops `nullable` and `null` enum values (absent fields are how claims leave things unset) and gives
 /// int-or-string fields the `anyOf` the apiserver expects.
 fn tidy(schema: &mut Value) {
     match schema {
         Value::Object(map) => {
             map.remove("nullable");
+            if let Some(Value::Array(values)) = map.get_mut("enum") {
+                values.retain(|v| !v.is_null());
+            }
             // rustdoc links read badly in `kubectl explain`
             if let Some(Value::String(d)) = map.get_mut("description") {
                 *d = d.replace("[`", "`").replace("`]", "`");
