@@ -147,6 +147,9 @@ pub enum Error {
         /// How long the harness waited.
         waited: Duration,
     },
+    /// The scripted browser met a page it cannot handle.
+    #[error("scripted browser: {0}")]
+    Browser(String),
     /// The configuration given to the builder is not usable.
     #[error("invalid test environment configuration: {0}")]
     Config(String),

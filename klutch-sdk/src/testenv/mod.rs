@@ -40,6 +40,7 @@
 //! test its own namespace; tests that stop or restart clusters should start their own.
 
 mod binaries;
+pub mod browser;
 mod cluster;
 mod dex;
 mod error;
