@@ -137,10 +137,18 @@ async fn plan(
     let mut planned = Vec::new();
     for resource in &request.spec.resources {
         let name = binding_name(&resource.group, &resource.resource);
-        let existing = bindings
-            .get_opt(&name)
-            .await
-            .map_err(Error::kube(format!("read APIServiceBinding {name}")))?;
+        // Before the konnector installed the APIServiceBinding CRD, the resource type itself
+        // is missing (a plain 404): no binding then.
+        let existing = match bindings.get_opt(&name).await {
+            Ok(found) => found,
+            Err(kube::Error::Api(status)) if status.code == 404 => None,
+            Err(source) => {
+                return Err(Error::Kube {
+                    op: format!("read APIServiceBinding {name}"),
+                    source,
+                });
+            }
+        };
         if let Some(binding) = &existing
             && !same_provider(client, binding, remote.secret.as_deref(), &identity).await?
         {

@@ -500,3 +500,95 @@ async fn a_development_build_refuses_to_install_the_konnector_and_rolls_back() {
     assert!(!common::consumer_namespace_exists(&f.app).await);
     assert!(common::provider_requests(&f).await.is_empty());
 }
+
+#[tokio::test]
+async fn the_binding_waits_until_the_konnector_installed_the_binding_crd() {
+    let f = fixture("cluster-konnector-wait").await;
+    let _backend = backend_controller(f.provider.clone(), &f.cluster_ns, Verdict::Succeed);
+    // No konnector runs here: remove the APIServiceBinding CRD, then install it (as the
+    // konnector would) once the CLI waits for it.
+    let crds: Api<CustomResourceDefinition> = Api::all(f.app.clone());
+    let binding_crd = "apiservicebindings.klutch.anynines.com";
+    crds.delete(binding_crd, &Default::default()).await.unwrap();
+    common::wait_for("the binding CRD to be gone", || async {
+        crds.get_opt(binding_crd).await.unwrap().is_none()
+    })
+    .await;
+    let (io1, _, err) = io("v1.6.0", "");
+    let run = tokio::spawn(kubectl_bind::run(
+        apiservice_args(&f, &["--accept-claims=all"]),
+        io1,
+    ));
+    common::wait_for("the CLI to wait for the konnector", || async {
+        let text = err.contents();
+        assert!(!run.is_finished(), "the CLI ended early: {text}");
+        text.contains("Waiting for the konnector to be ready")
+    })
+    .await;
+    let crd = klutch_sdk::api::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "APIServiceBinding")
+        .unwrap();
+    klutch_sdk::testenv::install_crd(&f.app, &crd)
+        .await
+        .unwrap();
+    assert_eq!(run.await.unwrap(), 0, "{}", err.contents());
+    assert!(
+        err.contents()
+            .contains("✅ Created APIServiceBinding mangodbs.mangodb.com")
+    );
+}
+
+#[tokio::test]
+async fn kubectl_connection_flags_select_the_cluster() {
+    let f = fixture("cluster-flags").await;
+    let _backend = backend_controller(f.provider.clone(), &f.cluster_ns, Verdict::Succeed);
+    // A kubeconfig whose current context points nowhere, fixed by --server, --token and
+    // --certificate-authority, as kubectl users would.
+    let admin = f.env["app"].admin().kubeconfig();
+    let token = {
+        use secrecy::ExposeSecret as _;
+        admin.auth_infos[0]
+            .auth_info
+            .as_ref()
+            .unwrap()
+            .token
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_string()
+    };
+    let ca = write(&f, "ca.crt", f.env["app"].ca_pem().as_bytes());
+    let broken = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: https://127.0.0.1:1}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: wrong}\ncurrent-context: x\n";
+    let broken = write(&f, "broken.kubeconfig", broken.as_bytes());
+    let mut args = apiservice_args(
+        &f,
+        &[
+            "--accept-claims=all",
+            "--skip-konnector",
+            "--server",
+            f.env["app"].url(),
+            "--token",
+            &token,
+            "--certificate-authority",
+            &ca,
+            "-v",
+            "4",
+        ],
+    );
+    let at = args.iter().position(|a| a == "--kubeconfig").unwrap();
+    args[at + 1] = broken;
+    let (io1, out, err) = io("v1.6.0", "");
+    assert_eq!(kubectl_bind::run(args, io1).await, 0, "{}", err.contents());
+    assert!(out.contents().contains("mangodbs.mangodb.com"));
+    // An unknown --context is a clear error.
+    let mut args = apiservice_args(&f, &["--accept-claims=all", "--context", "nope"]);
+    args.push("--skip-konnector".into());
+    let (io1, _, err) = io("v1.6.0", "");
+    assert_eq!(kubectl_bind::run(args, io1).await, 1);
+    assert!(
+        err.contents().contains("context \"nope\" not found"),
+        "{}",
+        err.contents()
+    );
+}

@@ -277,6 +277,7 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
             r"(accept APIServiceExportRequest [a-z0-9-]+(?:\.[a-z0-9-]+)*)\.*\n",
             "$1[DOTS]\n",
         ),
+        (r"p=\d+", "p=[PORT]"),
         (r"s=[A-Za-z0-9]{32}", "s=[SID]"),
         (r"c=[A-Za-z0-9]{6}", "c=[CID]"),
         (r"v\d+\.\d+\.\d+", "v[VERSION]"),
