@@ -177,7 +177,7 @@ async fn plan(
             })
             .cloned()
             .collect();
-        let mut claims = consent::decide(io, &undecided, settings.accept_claims.as_ref())?;
+        let mut claims = consent::decide(io, &undecided, settings.accept_claims.as_ref()).await?;
         for claim in &resource.permission_claims {
             if let Some(p) = previous
                 .iter()

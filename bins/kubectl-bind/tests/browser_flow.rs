@@ -474,3 +474,64 @@ async fn the_device_flow_binds_without_a_browser() {
         err.contents()
     );
 }
+
+#[tokio::test]
+async fn ctrl_c_in_the_real_binary_exits_130_and_leaves_the_cluster_as_it_was() {
+    use std::io::BufRead as _;
+    let f = fixture("cluster-sigint").await;
+    let (base, _server) = start_backend(Mode::Good, f.provider_kubeconfig.clone()).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-bind"))
+        .args(
+            args(
+                &f,
+                &format!("{base}/export"),
+                &["--open-browser=false", "--accept-claims=all"],
+            )
+            .into_iter()
+            .skip(1),
+        )
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        let mut reader = std::io::BufReader::new(stderr);
+        let mut line = String::new();
+        // Read up to the login URL; the rest is collected after the signal.
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            seen.push(std::mem::take(&mut line));
+            if seen.last().is_some_and(|l| l.contains("/authorize?p=")) {
+                break;
+            }
+        }
+        (seen, reader)
+    })
+    .await
+    .unwrap();
+    let (seen, mut reader) = lines;
+    assert!(
+        seen.concat().contains("Created klutch-bind namespace"),
+        "{seen:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("↩️ Removed Namespace klutch-bind"), "{rest}");
+    assert!(
+        rest.contains("error: interrupted; the cluster was left as it was before this run"),
+        "{rest}"
+    );
+    assert!(!common::consumer_namespace_exists(&f.app).await);
+}
