@@ -191,6 +191,11 @@ pub struct CommonFlags {
     #[arg(long)]
     pub downgrade_konnector: bool,
 
+    /// PEM file with CA certificates to trust for the provider's https URLs, besides the
+    /// system's.
+    #[arg(long, env = "KUBECTL_BIND_PROVIDER_CA_FILE", value_name = "FILE")]
+    pub provider_ca_file: Option<PathBuf>,
+
     /// Accepted for compatibility with Klutch; does nothing.
     #[arg(long, hide = true)]
     pub no_banner: bool,

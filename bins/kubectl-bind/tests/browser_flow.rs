@@ -535,3 +535,32 @@ async fn ctrl_c_in_the_real_binary_exits_130_and_leaves_the_cluster_as_it_was() 
     );
     assert!(!common::consumer_namespace_exists(&f.app).await);
 }
+
+#[tokio::test]
+async fn https_providers_are_verified_and_a_ca_file_adds_trust() {
+    // The app cluster's apiserver stands in for an https server with a private CA.
+    let f = fixture("cluster-tls").await;
+    let url = format!("{}/export", f.env["app"].url());
+    let (cli_io, _, err) = io("v1.6.0", "");
+    assert_eq!(kubectl_bind::run(args(&f, &url, &[]), cli_io).await, 3);
+    assert!(
+        err.contents().contains("cannot reach"),
+        "{}",
+        err.contents()
+    );
+    let ca = f.dir.path().join("ca.pem");
+    std::fs::write(&ca, f.env["app"].ca_pem()).unwrap();
+    let (cli_io, _, err) = io("v1.6.0", "");
+    let ca_flag = format!("--provider-ca-file={}", ca.display());
+    assert_eq!(
+        kubectl_bind::run(args(&f, &url, &[&ca_flag]), cli_io).await,
+        3
+    );
+    // Trusted now: the server answers, and it is not a binding provider.
+    assert!(
+        err.contents()
+            .contains("is not a klutch binding provider (HTTP 40"),
+        "{}",
+        err.contents()
+    );
+}
