@@ -155,6 +155,120 @@ async fn apiservice_binds_installs_the_konnector_and_reuses_the_secret() {
         "only accepted claims are granted"
     );
 
+    // What the konnector's ServiceAccount may do, asked of the apiserver's RBAC authorizer.
+    let may = |verb: &'static str,
+               group: &'static str,
+               resource: &'static str,
+               ns: Option<&'static str>,
+               name: Option<&'static str>| {
+        let app = f.app.clone();
+        async move { common::konnector_may(&app, verb, group, resource, ns, name).await }
+    };
+    assert!(
+        may(
+            "watch",
+            "klutch.anynines.com",
+            "apiservicebindings",
+            None,
+            None
+        )
+        .await
+    );
+    assert!(
+        may(
+            "patch",
+            "klutch.anynines.com",
+            "apiservicebindings/status",
+            Some("klutch-bind"),
+            None
+        )
+        .await
+    );
+    assert!(
+        may(
+            "create",
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            None,
+            None
+        )
+        .await
+    );
+    assert!(
+        may(
+            "patch",
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            None,
+            Some("mangodbs.mangodb.com")
+        )
+        .await
+    );
+    assert!(
+        may(
+            "patch",
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            None,
+            Some("apiservicebindings.klutch.anynines.com")
+        )
+        .await
+    );
+    assert!(
+        !may(
+            "patch",
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            None,
+            Some("widgets.example.com")
+        )
+        .await
+    );
+    assert!(may("update", "mangodb.com", "mangodbs", Some("default"), None).await);
+    assert!(
+        may(
+            "patch",
+            "mangodb.com",
+            "mangodbs/status",
+            Some("default"),
+            None
+        )
+        .await
+    );
+    assert!(
+        may("watch", "", "secrets", None, None).await,
+        "accepted claim"
+    );
+    assert!(
+        !may("list", "", "configmaps", Some("default"), None).await,
+        "rejected claim"
+    );
+    assert!(may("update", "", "secrets", Some("klutch-bind"), None).await);
+    assert!(
+        may(
+            "update",
+            "coordination.k8s.io",
+            "leases",
+            Some("klutch-bind"),
+            None
+        )
+        .await
+    );
+    assert!(
+        !may(
+            "update",
+            "coordination.k8s.io",
+            "leases",
+            Some("default"),
+            None
+        )
+        .await
+    );
+    assert!(may("watch", "", "namespaces", None, None).await);
+    assert!(!may("delete", "", "namespaces", None, Some("default")).await);
+    assert!(may("create", "events.k8s.io", "events", Some("default"), None).await);
+    assert!(!may("create", "apps", "deployments", Some("default"), None).await);
+
     // Again, from the same provider: the binding is updated, the Secret reused, the konnector
     // left alone.
     let (io2, _, err) = io("v1.6.0", "");
