@@ -1,5 +1,9 @@
 //! The command line: `kubectl bind <url>`, `kubectl bind apiservice …` and `kubectl bind
 //! completion <shell>`, with kubectl's connection flags on every command.
+//!
+//! The doc comments of the flags are their `--help` text, written for a terminal (bare URLs,
+//! `<placeholders>`), hence the rustdoc lints allowed here.
+#![allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 use std::time::Duration;

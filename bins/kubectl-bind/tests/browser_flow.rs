@@ -220,6 +220,12 @@ async fn start_backend(mode: Mode, kubeconfig: Vec<u8>) -> (String, common::Abor
             get(|| async { axum::response::Html("<html>hello</html>") }),
         )
         .route(
+            "/request.yaml",
+            get(|| async {
+                "apiVersion: klutch.anynines.com/v1alpha1\nkind: APIServiceExportRequest\nmetadata: {name: mangodbs.mangodb.com}\nspec:\n  resources:\n  - {group: mangodb.com, resource: mangodbs}\n"
+            }),
+        )
+        .route(
             "/export-v2",
             get(|| async {
                 axum::Json(
@@ -563,4 +569,41 @@ async fn https_providers_are_verified_and_a_ca_file_adds_trust() {
         "{}",
         err.contents()
     );
+}
+
+#[tokio::test]
+async fn apiservice_takes_the_manifest_from_a_url() {
+    let f = fixture("cluster-url").await;
+    let _controller = backend_controller(f.provider.clone(), &f.cluster_ns, Verdict::Succeed);
+    let (base, _server) = start_backend(Mode::Good, f.provider_kubeconfig.clone()).await;
+    let remote = f.dir.path().join("provider.kubeconfig");
+    std::fs::write(&remote, &f.provider_kubeconfig).unwrap();
+    let app = f.app_kubeconfig.display().to_string();
+    let remote = remote.display().to_string();
+    let run = |url: String| {
+        let (cli_io, out, err) = io("v1.6.0", "");
+        let args = vec![
+            "kubectl-bind".to_string(),
+            "apiservice".into(),
+            url,
+            "--remote-kubeconfig".into(),
+            remote.clone(),
+            "--kubeconfig".into(),
+            app.clone(),
+            "--skip-konnector".into(),
+        ];
+        async move {
+            (
+                kubectl_bind::run(args, cli_io).await,
+                out.contents(),
+                err.contents(),
+            )
+        }
+    };
+    let (code, out, err) = run(format!("{base}/request.yaml")).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("mangodbs.mangodb.com"), "{out}");
+    let (code, _, err) = run(format!("{base}/missing.yaml")).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/missing.yaml: HTTP 404"), "{err}");
 }
