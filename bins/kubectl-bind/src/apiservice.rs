@@ -265,6 +265,8 @@ async fn wait_for_request(
                     ExportRequestPhase::Pending => {}
                 }
             }
+            // The provider may be restarting: keep polling until the timeout.
+            Err(e) if konnector::is_transient(&e) => {}
             Err(source) => {
                 break Err(Error::Kube {
                     op: format!("read APIServiceExportRequest {name}"),

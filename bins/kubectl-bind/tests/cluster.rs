@@ -706,3 +706,64 @@ async fn kubectl_connection_flags_select_the_cluster() {
         err.contents()
     );
 }
+
+#[tokio::test]
+async fn waiting_survives_a_provider_apiserver_restart() {
+    let f = fixture("cluster-restart").await;
+    // Its own provider cluster: the shared one must not be restarted.
+    let env = klutch_sdk::testenv::TestEnv::builder()
+        .cluster("provider")
+        .controller_manager(false)
+        .start()
+        .await
+        .unwrap();
+    let provider = env["provider"].client().await.unwrap();
+    for crd in klutch_sdk::api::crds() {
+        klutch_sdk::testenv::install_crd(&provider, &crd)
+            .await
+            .unwrap();
+    }
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "cluster-r"}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(provider.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let mut kubeconfig = env["provider"].admin().kubeconfig();
+    for context in &mut kubeconfig.contexts {
+        if let Some(c) = context.context.as_mut() {
+            c.namespace = Some("cluster-r".into());
+        }
+    }
+    let remote = write(
+        &f,
+        "restart.kubeconfig",
+        serde_saphyr::to_string(&kubeconfig).unwrap().as_bytes(),
+    );
+    let mut args = apiservice_args(&f, &["--accept-claims=all", "--skip-konnector"]);
+    let at = args
+        .iter()
+        .position(|a| a == "--remote-kubeconfig")
+        .unwrap();
+    args[at + 1] = remote;
+
+    let (io1, _, err) = io("v1.6.0", "");
+    let run = tokio::spawn(kubectl_bind::run(args, io1));
+    let requests: Api<klutch_sdk::api::APIServiceExportRequest> =
+        Api::namespaced(provider.clone(), "cluster-r");
+    common::wait_for("the request on the provider", || async {
+        requests
+            .list(&Default::default())
+            .await
+            .is_ok_and(|l| !l.items.is_empty())
+    })
+    .await;
+    env["provider"].restart().await.unwrap();
+    let provider = env["provider"].client().await.unwrap();
+    let _backend = backend_controller(provider, "cluster-r", Verdict::Succeed);
+    assert_eq!(run.await.unwrap(), 0, "{}", err.contents());
+    assert!(
+        err.contents()
+            .contains("✅ Created APIServiceBinding mangodbs.mangodb.com")
+    );
+}
