@@ -137,10 +137,18 @@ async fn plan(
     let mut planned = Vec::new();
     for resource in &request.spec.resources {
         let name = binding_name(&resource.group, &resource.resource);
-        let existing = bindings
-            .get_opt(&name)
-            .await
-            .map_err(Error::kube(format!("read APIServiceBinding {name}")))?;
+        // Before the konnector installed the APIServiceBinding CRD, the resource type itself
+        // is missing (a plain 404): no binding then.
+        let existing = match bindings.get_opt(&name).await {
+            Ok(found) => found,
+            Err(kube::Error::Api(status)) if status.code == 404 => None,
+            Err(source) => {
+                return Err(Error::Kube {
+                    op: format!("read APIServiceBinding {name}"),
+                    source,
+                });
+            }
+        };
         if let Some(binding) = &existing
             && !same_provider(client, binding, remote.secret.as_deref(), &identity).await?
         {
@@ -169,7 +177,7 @@ async fn plan(
             })
             .cloned()
             .collect();
-        let mut claims = consent::decide(io, &undecided, settings.accept_claims.as_ref())?;
+        let mut claims = consent::decide(io, &undecided, settings.accept_claims.as_ref()).await?;
         for claim in &resource.permission_claims {
             if let Some(p) = previous
                 .iter()
@@ -257,6 +265,8 @@ async fn wait_for_request(
                     ExportRequestPhase::Pending => {}
                 }
             }
+            // The provider may be restarting: keep polling until the timeout.
+            Err(e) if konnector::is_transient(&e) => {}
             Err(source) => {
                 break Err(Error::Kube {
                     op: format!("read APIServiceExportRequest {name}"),

@@ -124,7 +124,7 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Listens on 127.0.0.1 on a free port, and on [::1] with the same port where IPv6 works
+    /// Listens on 127.0.0.1 on a free port, and on `[::1]` with the same port where IPv6 works
     /// (browsers may resolve `localhost` to either).
     pub async fn start(sid: &str) -> Result<Listener> {
         let (tx, rx) = mpsc::unbounded_channel();

@@ -1,5 +1,9 @@
 //! The command line: `kubectl bind <url>`, `kubectl bind apiservice …` and `kubectl bind
 //! completion <shell>`, with kubectl's connection flags on every command.
+//!
+//! The doc comments of the flags are their `--help` text, written for a terminal (bare URLs,
+//! `<placeholders>`), hence the rustdoc lints allowed here.
+#![allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -190,6 +194,11 @@ pub struct CommonFlags {
     /// Replace an installed konnector that is newer than this CLI.
     #[arg(long)]
     pub downgrade_konnector: bool,
+
+    /// PEM file with CA certificates to trust for the provider's https URLs, besides the
+    /// system's.
+    #[arg(long, env = "KUBECTL_BIND_PROVIDER_CA_FILE", value_name = "FILE")]
+    pub provider_ca_file: Option<PathBuf>,
 
     /// Accepted for compatibility with Klutch; does nothing.
     #[arg(long, hide = true)]

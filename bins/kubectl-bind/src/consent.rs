@@ -186,7 +186,7 @@ pub fn parse_answer(line: &str) -> Option<bool> {
 
 /// Decides every claim: from `--accept-claims`, else by asking on the terminal; a declined
 /// required claim or no way to ask is an error.
-pub fn decide(
+pub async fn decide(
     io: &mut Io,
     claims: &[PermissionClaim],
     flag: Option<&AcceptClaims>,
@@ -202,7 +202,7 @@ pub fn decide(
     for claim in claims {
         let accepted = match flag {
             Some(flag) => flag.accepts(claim),
-            None => ask(io, claim)?,
+            None => ask(io, claim).await?,
         };
         if !accepted && claim.required {
             return Err(Error::RequiredClaimRejected(claim_name(claim)));
@@ -219,15 +219,21 @@ pub fn decide(
     Ok(decided)
 }
 
-fn ask(io: &mut Io, claim: &PermissionClaim) -> Result<bool> {
+async fn ask(io: &mut Io, claim: &PermissionClaim) -> Result<bool> {
     let text = prompt_text(claim);
-    let io_err = |source| Error::Io {
-        op: "ask for consent".into(),
-        source,
+    let io_err = |source: std::io::Error| {
+        if source.kind() == std::io::ErrorKind::Interrupted {
+            Error::Interrupted
+        } else {
+            Error::Io {
+                op: "ask for consent".into(),
+                source,
+            }
+        }
     };
     io.out(&text).map_err(io_err)?;
     loop {
-        let Some(line) = io.read_line().map_err(io_err)? else {
+        let Some(line) = io.read_line().await.map_err(io_err)? else {
             return Err(Error::ConsentNeeded(claim_name(claim)));
         };
         if let Some(answer) = parse_answer(&line) {
@@ -309,8 +315,8 @@ mod tests {
         assert_eq!(parse_answer(""), None);
     }
 
-    #[test]
-    fn decisions_follow_flags_prompts_and_required_claims() {
+    #[tokio::test]
+    async fn decisions_follow_flags_prompts_and_required_claims() {
         let optional = claim(serde_json::json!({"resource": "configmaps", "version": "v1"}));
         let required =
             claim(serde_json::json!({"resource": "secrets", "version": "v1", "required": true}));
@@ -318,7 +324,7 @@ mod tests {
 
         // No terminal, no flag: an error naming the claims.
         let (mut io, _, _) = Io::capture("");
-        let err = decide(&mut io, &claims, None).unwrap_err();
+        let err = decide(&mut io, &claims, None).await.unwrap_err();
         assert!(err.to_string().contains("configmaps, secrets"), "{err}");
         assert_eq!(err.exit_code(), 7);
 
@@ -329,10 +335,13 @@ mod tests {
             &claims,
             Some(&AcceptClaims::parse("secrets").unwrap()),
         )
+        .await
         .unwrap();
         assert_eq!(states[0].state, ClaimState::Rejected);
         assert_eq!(states[1].state, ClaimState::Accepted);
-        let err = decide(&mut io, &claims, Some(&AcceptClaims::None)).unwrap_err();
+        let err = decide(&mut io, &claims, Some(&AcceptClaims::None))
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, Error::RequiredClaimRejected(ref r) if r == "secrets"),
             "{err}"
@@ -341,11 +350,11 @@ mod tests {
         // Interactive: re-asks on nonsense.
         let (mut io, out, _) = Io::capture("maybe\nyes\nno\n");
         io.interactive = true;
-        let err = decide(&mut io, &claims, None).unwrap_err();
+        let err = decide(&mut io, &claims, None).await.unwrap_err();
         assert!(matches!(err, Error::RequiredClaimRejected(_)));
         let (mut io, out2, _) = Io::capture("maybe\nyes\ny\n");
         io.interactive = true;
-        let states = decide(&mut io, &claims, None).unwrap();
+        let states = decide(&mut io, &claims, None).await.unwrap();
         assert!(states.iter().all(|s| s.state == ClaimState::Accepted));
         insta::assert_snapshot!("prompt_session", out2.contents());
         assert!(out.contents().contains("Please answer Yes or No"));
@@ -353,9 +362,39 @@ mod tests {
         let (mut io, _, _) = Io::capture("");
         io.interactive = true;
         assert!(matches!(
-            decide(&mut io, &[optional], None),
+            decide(&mut io, &[optional], None).await,
             Err(Error::ConsentNeeded(_))
         ));
         let _ = required;
+    }
+}
+
+#[cfg(test)]
+mod cancel_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ctrl_c_while_the_prompt_waits_interrupts_it() {
+        /// Blocks like a terminal nobody types into, until the test lets go.
+        struct Waiting(std::sync::mpsc::Receiver<()>);
+        impl std::io::Read for Waiting {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                let _ = self.0.recv();
+                Ok(0)
+            }
+        }
+        let (release, wait) = std::sync::mpsc::channel();
+        let (mut io, _, _) = Io::capture("");
+        io.stdin = Box::new(std::io::BufReader::new(Waiting(wait)));
+        io.interactive = true;
+        io.cancel.cancel();
+        let claim: PermissionClaim =
+            serde_json::from_value(serde_json::json!({"resource": "secrets", "version": "v1"}))
+                .unwrap();
+        assert!(matches!(
+            decide(&mut io, &[claim], None).await,
+            Err(Error::Interrupted)
+        ));
+        drop(release);
     }
 }

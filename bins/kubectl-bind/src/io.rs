@@ -170,12 +170,29 @@ impl Io {
         self.stdout.flush()
     }
 
-    /// Reads one line of stdin; `None` at end of input.
-    pub fn read_line(&mut self) -> std::io::Result<Option<String>> {
-        let mut line = String::new();
-        if self.stdin.read_line(&mut line)? == 0 {
-            return Ok(None);
+    /// Reads one line of stdin; `None` at end of input, `Err(Interrupted)` when cancelled
+    /// (Ctrl-C) while waiting for the user. The blocking read runs on a blocking thread, so a
+    /// cancellation does not wait for the user to press Enter.
+    pub async fn read_line(&mut self) -> std::io::Result<Option<String>> {
+        let mut stdin = std::mem::replace(&mut self.stdin, Box::new(std::io::empty()));
+        let read = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            let result = stdin.read_line(&mut line).map(|n| (n, line));
+            (stdin, result)
+        });
+        tokio::select! {
+            joined = read => {
+                let (stdin, result) = joined.map_err(std::io::Error::other)?;
+                self.stdin = stdin;
+                match result? {
+                    (0, _) => Ok(None),
+                    (_, line) => Ok(Some(line)),
+                }
+            }
+            () = self.cancel.cancelled() => Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "interrupted while waiting for an answer",
+            )),
         }
-        Ok(Some(line))
     }
 }

@@ -179,7 +179,8 @@ pub async fn apply(client: &kube::Client, objects: &[Manifest], undo: &mut Undo)
     Ok(())
 }
 
-fn is_transient(e: &kube::Error) -> bool {
+/// Whether an API error is worth retrying: conflicts, throttling, server and connection errors.
+pub fn is_transient(e: &kube::Error) -> bool {
     match e {
         kube::Error::Api(status) => matches!(status.code, 409 | 429 | 500 | 503 | 504),
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
@@ -258,6 +259,8 @@ pub async fn wait_until_bindings_listable(
                 return Ok(());
             }
             Err(kube::Error::Api(status)) if status.code == 404 => {}
+            // The apiserver may be restarting: keep polling until the timeout.
+            Err(e) if is_transient(&e) => {}
             Err(source) => {
                 return Err(Error::Kube {
                     op: "list APIServiceBindings".into(),

@@ -94,12 +94,26 @@ fn settings(common: &CommonFlags) -> Result<Settings> {
     })
 }
 
-fn http_client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+fn http_client(common: &CommonFlags) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("kubectl-bind/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(15))
+        .connect_timeout(std::time::Duration::from_secs(15));
+    if let Some(path) = &common.provider_ca_file {
+        let pem = std::fs::read(path).map_err(|source| Error::Io {
+            op: format!("read --provider-ca-file {}", path.display()),
+            source,
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Error::Usage(format!(
+                "--provider-ca-file {}: not PEM certificates ({e})",
+                path.display()
+            ))
+        })?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder
         .build()
-        .map_err(|e| Error::Usage(format!("build the HTTP client: {e}")))
+        .map_err(|e| Error::Usage(format!("build the HTTP client: {}", error::one_line(&e))))
 }
 
 async fn app_client(cli: &Cli) -> Result<kube::Client> {
@@ -168,7 +182,7 @@ async fn dispatch(cli: Cli, io: &mut Io) -> Result<()> {
                     .then(|| cli.common.output.unwrap_or_default()),
                 settings: settings(&cli.common)?,
             };
-            let http = http_client()?;
+            let http = http_client(&cli.common)?;
             let client = app_client(&cli).await?;
             with_undo(io, &client, async |io, undo| {
                 bind::run(io, &http, &client, &options, undo).await
@@ -185,7 +199,7 @@ async fn dispatch(cli: Cli, io: &mut Io) -> Result<()> {
 async fn read_manifest(io: &mut Io, args: &ApiserviceArgs) -> Result<String> {
     match (&args.url, &args.file) {
         (Some(url), _) => {
-            let response = http_client()?
+            let response = http_client(&args.common)?
                 .get(url)
                 .send()
                 .await

@@ -21,11 +21,18 @@ fn main() -> ExitCode {
         let io = kubectl_bind::Io::stdio();
         let cancel = io.cancel.clone();
         tokio::spawn(async move {
+            // The first Ctrl-C undoes this run's changes and exits; a second one exits at once.
             if tokio::signal::ctrl_c().await.is_ok() {
                 cancel.cancel();
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted twice; changes of this run may be left in the cluster");
+                std::process::exit(130);
             }
         });
         kubectl_bind::run(std::env::args_os(), io).await
     });
+    // Do not wait for a prompt's blocking read of stdin.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     ExitCode::from(code)
 }

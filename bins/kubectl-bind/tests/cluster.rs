@@ -155,6 +155,120 @@ async fn apiservice_binds_installs_the_konnector_and_reuses_the_secret() {
         "only accepted claims are granted"
     );
 
+    // What the konnector's ServiceAccount may do, asked of the apiserver's RBAC authorizer.
+    let may = |verb: &'static str,
+               group: &'static str,
+               resource: &'static str,
+               ns: Option<&'static str>,
+               name: Option<&'static str>| {
+        let app = f.app.clone();
+        async move { common::konnector_may(&app, verb, group, resource, ns, name).await }
+    };
+    assert!(
+        may(
+            "watch",
+            "klutch.anynines.com",
+            "apiservicebindings",
+            None,
+            None
+        )
+        .await
+    );
+    assert!(
+        may(
+            "patch",
+            "klutch.anynines.com",
+            "apiservicebindings/status",
+            Some("klutch-bind"),
+            None
+        )
+        .await
+    );
+    assert!(
+        may(
+            "create",
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            None,
+            None
+        )
+        .await
+    );
+    assert!(
+        may(
+            "patch",
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            None,
+            Some("mangodbs.mangodb.com")
+        )
+        .await
+    );
+    assert!(
+        may(
+            "patch",
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            None,
+            Some("apiservicebindings.klutch.anynines.com")
+        )
+        .await
+    );
+    assert!(
+        !may(
+            "patch",
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            None,
+            Some("widgets.example.com")
+        )
+        .await
+    );
+    assert!(may("update", "mangodb.com", "mangodbs", Some("default"), None).await);
+    assert!(
+        may(
+            "patch",
+            "mangodb.com",
+            "mangodbs/status",
+            Some("default"),
+            None
+        )
+        .await
+    );
+    assert!(
+        may("watch", "", "secrets", None, None).await,
+        "accepted claim"
+    );
+    assert!(
+        !may("list", "", "configmaps", Some("default"), None).await,
+        "rejected claim"
+    );
+    assert!(may("update", "", "secrets", Some("klutch-bind"), None).await);
+    assert!(
+        may(
+            "update",
+            "coordination.k8s.io",
+            "leases",
+            Some("klutch-bind"),
+            None
+        )
+        .await
+    );
+    assert!(
+        !may(
+            "update",
+            "coordination.k8s.io",
+            "leases",
+            Some("default"),
+            None
+        )
+        .await
+    );
+    assert!(may("watch", "", "namespaces", None, None).await);
+    assert!(!may("delete", "", "namespaces", None, Some("default")).await);
+    assert!(may("create", "events.k8s.io", "events", Some("default"), None).await);
+    assert!(!may("create", "apps", "deployments", Some("default"), None).await);
+
     // Again, from the same provider: the binding is updated, the Secret reused, the konnector
     // left alone.
     let (io2, _, err) = io("v1.6.0", "");
@@ -499,4 +613,157 @@ async fn a_development_build_refuses_to_install_the_konnector_and_rolls_back() {
     );
     assert!(!common::consumer_namespace_exists(&f.app).await);
     assert!(common::provider_requests(&f).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_binding_waits_until_the_konnector_installed_the_binding_crd() {
+    let f = fixture("cluster-konnector-wait").await;
+    let _backend = backend_controller(f.provider.clone(), &f.cluster_ns, Verdict::Succeed);
+    // No konnector runs here: remove the APIServiceBinding CRD, then install it (as the
+    // konnector would) once the CLI waits for it.
+    let crds: Api<CustomResourceDefinition> = Api::all(f.app.clone());
+    let binding_crd = "apiservicebindings.klutch.anynines.com";
+    crds.delete(binding_crd, &Default::default()).await.unwrap();
+    common::wait_for("the binding CRD to be gone", || async {
+        crds.get_opt(binding_crd).await.unwrap().is_none()
+    })
+    .await;
+    let (io1, _, err) = io("v1.6.0", "");
+    let run = tokio::spawn(kubectl_bind::run(
+        apiservice_args(&f, &["--accept-claims=all"]),
+        io1,
+    ));
+    common::wait_for("the CLI to wait for the konnector", || async {
+        let text = err.contents();
+        assert!(!run.is_finished(), "the CLI ended early: {text}");
+        text.contains("Waiting for the konnector to be ready")
+    })
+    .await;
+    let crd = klutch_sdk::api::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "APIServiceBinding")
+        .unwrap();
+    klutch_sdk::testenv::install_crd(&f.app, &crd)
+        .await
+        .unwrap();
+    assert_eq!(run.await.unwrap(), 0, "{}", err.contents());
+    assert!(
+        err.contents()
+            .contains("✅ Created APIServiceBinding mangodbs.mangodb.com")
+    );
+}
+
+#[tokio::test]
+async fn kubectl_connection_flags_select_the_cluster() {
+    let f = fixture("cluster-flags").await;
+    let _backend = backend_controller(f.provider.clone(), &f.cluster_ns, Verdict::Succeed);
+    // A kubeconfig whose current context points nowhere, fixed by --server, --token and
+    // --certificate-authority, as kubectl users would.
+    let admin = f.env["app"].admin().kubeconfig();
+    let token = {
+        use secrecy::ExposeSecret as _;
+        admin.auth_infos[0]
+            .auth_info
+            .as_ref()
+            .unwrap()
+            .token
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_string()
+    };
+    let ca = write(&f, "ca.crt", f.env["app"].ca_pem().as_bytes());
+    let broken = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: https://127.0.0.1:1}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: wrong}\ncurrent-context: x\n";
+    let broken = write(&f, "broken.kubeconfig", broken.as_bytes());
+    let mut args = apiservice_args(
+        &f,
+        &[
+            "--accept-claims=all",
+            "--skip-konnector",
+            "--server",
+            f.env["app"].url(),
+            "--token",
+            &token,
+            "--certificate-authority",
+            &ca,
+            "-v",
+            "4",
+        ],
+    );
+    let at = args.iter().position(|a| a == "--kubeconfig").unwrap();
+    args[at + 1] = broken;
+    let (io1, out, err) = io("v1.6.0", "");
+    assert_eq!(kubectl_bind::run(args, io1).await, 0, "{}", err.contents());
+    assert!(out.contents().contains("mangodbs.mangodb.com"));
+    // An unknown --context is a clear error.
+    let mut args = apiservice_args(&f, &["--accept-claims=all", "--context", "nope"]);
+    args.push("--skip-konnector".into());
+    let (io1, _, err) = io("v1.6.0", "");
+    assert_eq!(kubectl_bind::run(args, io1).await, 1);
+    assert!(
+        err.contents().contains("context \"nope\" not found"),
+        "{}",
+        err.contents()
+    );
+}
+
+#[tokio::test]
+async fn waiting_survives_a_provider_apiserver_restart() {
+    let f = fixture("cluster-restart").await;
+    // Its own provider cluster: the shared one must not be restarted.
+    let env = klutch_sdk::testenv::TestEnv::builder()
+        .cluster("provider")
+        .controller_manager(false)
+        .start()
+        .await
+        .unwrap();
+    let provider = env["provider"].client().await.unwrap();
+    for crd in klutch_sdk::api::crds() {
+        klutch_sdk::testenv::install_crd(&provider, &crd)
+            .await
+            .unwrap();
+    }
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "cluster-r"}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(provider.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let mut kubeconfig = env["provider"].admin().kubeconfig();
+    for context in &mut kubeconfig.contexts {
+        if let Some(c) = context.context.as_mut() {
+            c.namespace = Some("cluster-r".into());
+        }
+    }
+    let remote = write(
+        &f,
+        "restart.kubeconfig",
+        serde_saphyr::to_string(&kubeconfig).unwrap().as_bytes(),
+    );
+    let mut args = apiservice_args(&f, &["--accept-claims=all", "--skip-konnector"]);
+    let at = args
+        .iter()
+        .position(|a| a == "--remote-kubeconfig")
+        .unwrap();
+    args[at + 1] = remote;
+
+    let (io1, _, err) = io("v1.6.0", "");
+    let run = tokio::spawn(kubectl_bind::run(args, io1));
+    let requests: Api<klutch_sdk::api::APIServiceExportRequest> =
+        Api::namespaced(provider.clone(), "cluster-r");
+    common::wait_for("the request on the provider", || async {
+        requests
+            .list(&Default::default())
+            .await
+            .is_ok_and(|l| !l.items.is_empty())
+    })
+    .await;
+    env["provider"].restart().await.unwrap();
+    let provider = env["provider"].client().await.unwrap();
+    let _backend = backend_controller(provider, "cluster-r", Verdict::Succeed);
+    assert_eq!(run.await.unwrap(), 0, "{}", err.contents());
+    assert!(
+        err.contents()
+            .contains("✅ Created APIServiceBinding mangodbs.mangodb.com")
+    );
 }

@@ -277,8 +277,53 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
             r"(accept APIServiceExportRequest [a-z0-9-]+(?:\.[a-z0-9-]+)*)\.*\n",
             "$1[DOTS]\n",
         ),
+        (r"p=\d+", "p=[PORT]"),
         (r"s=[A-Za-z0-9]{32}", "s=[SID]"),
         (r"c=[A-Za-z0-9]{6}", "c=[CID]"),
         (r"v\d+\.\d+\.\d+", "v[VERSION]"),
     ]
+}
+
+/// Whether the konnector's ServiceAccount may `verb` the resource, per the apiserver's
+/// authorizer (a SubjectAccessReview).
+pub async fn konnector_may(
+    app: &kube::Client,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r.to_string(), Some(s.to_string())),
+        None => (resource.to_string(), None),
+    };
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some("system:serviceaccount:klutch-bind:konnector".into()),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                "system:serviceaccounts:klutch-bind".into(),
+            ]),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource),
+                subresource,
+                namespace: namespace.map(str::to_string),
+                name: name.map(str::to_string),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let answer = Api::<SubjectAccessReview>::all(app.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap();
+    answer.status.is_some_and(|s| s.allowed)
 }
