@@ -1,26 +1,213 @@
-//! `example-backend`: the reference Klutch binding backend.
-//!
-//! It authenticates users through OIDC, decides which APIs they may bind, creates a binding space (namespace, ServiceAccount, kubeconfig) on the control-plane cluster and serves the bind protocol that kubectl bind talks to.
+//! `example-backend`: the reference Klutch binding backend, a thin binary over
+//! `klutch_sdk::backend` (OIDC + APIServiceExportTemplates). See `docs/backend.md`.
+
+mod cli;
+mod metrics;
+mod tls_listener;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::Parser as _;
+use klutch_sdk::backend::controllers::run_under_lease;
+use klutch_sdk::backend::{
+    BindingSpaceConfig, BindingSpaces, ExternalCluster, OidcAuthenticator, OidcConfig, Server,
+    ServerConfig, TemplateBackend, TemplateBackendConfig,
+};
 
-/// The reference Klutch binding backend.
-#[derive(Debug, Parser)]
-#[command(name = "example-backend", version, about, long_about = LONG_ABOUT)]
-struct Cli {}
+use crate::cli::{Cli, LogFormat};
 
-const LONG_ABOUT: &str = "The reference Klutch binding backend.
+/// What stops the backend.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error("invalid flags")]
+    Flags(#[from] cli::Invalid),
+    #[error("read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("load the provider kubeconfig")]
+    Kubeconfig(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("set up OIDC")]
+    Oidc(#[from] klutch_sdk::backend::oidc::Error),
+    #[error("start the template catalogue (are the klutch CRDs installed?)")]
+    Catalogue(#[source] kube::Error),
+    #[error("TLS")]
+    Tls(#[from] tls_listener::Error),
+    #[error("listen on {addr}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serve HTTP")]
+    Serve(#[source] std::io::Error),
+    #[error("controllers")]
+    Controllers(#[from] klutch_sdk::backend::controllers::Error),
+}
 
-It authenticates users through OIDC, decides which APIs they may bind, creates a binding space (namespace, ServiceAccount, kubeconfig) on the control-plane cluster and serves the bind protocol that kubectl bind talks to.";
+fn read(path: &std::path::Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match cli.verbosity {
+        0 => "warn",
+        1 | 2 => "info",
+        3 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn kube_config(cli: &Cli) -> Result<kube::Config, Error> {
+    match &cli.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| Error::Kubeconfig(Box::new(e)))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .map_err(|e| Error::Kubeconfig(Box::new(e)))
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| Error::Kubeconfig(Box::new(e))),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Error> {
+    let (oidc, keys) = cli.validate()?;
+    let config = kube_config(&cli).await?;
+    let client =
+        kube::Client::try_from(config.clone()).map_err(|e| Error::Kubeconfig(Box::new(e)))?;
+    let mut external = ExternalCluster::from_kube_config(&config);
+    if let Some(addr) = &cli.external_address {
+        external.server = addr.clone();
+    }
+    if let Some(ca) = &cli.external_ca_file {
+        external.ca_pem = Some(read(ca)?);
+    }
+    if cli.external_server_name.is_some() {
+        external.server_name = cli.external_server_name.clone();
+    }
+    let auth = OidcAuthenticator::discover(OidcConfig {
+        issuer_url: oidc.issuer,
+        client_id: oidc.client_id,
+        client_secret: oidc.client_secret.into(),
+        callback_url: oidc.callback.clone(),
+        ca_pem: cli.oidc_ca_file.as_deref().map(read).transpose()?,
+    })
+    .await?;
+    let backend = TemplateBackend::start(
+        client.clone(),
+        auth,
+        TemplateBackendConfig {
+            pretty_name: cli.pretty_name.clone(),
+            consumer_scope: cli.scope(),
+            cluster_scoped_isolation: cli.isolation(),
+        },
+    )
+    .await
+    .map_err(Error::Catalogue)?;
+    let spaces = Arc::new(BindingSpaces::new(
+        client.clone(),
+        BindingSpaceConfig {
+            namespace_prefix: cli.namespace_prefix.clone(),
+            pretty_name: cli.pretty_name.clone(),
+            external,
+            token_timeout: Duration::from_secs(10),
+        },
+    ));
+    let mut server_config = ServerConfig::new(keys);
+    server_config.version = format!("v{}", env!("CARGO_PKG_VERSION"));
+    server_config.authorize_url = cli.oidc_authorize_url.clone();
+    server_config.callback_url = Some(oidc.callback);
+    server_config.tls = cli.tls_cert_file.is_some();
+    server_config.trust_forwarded_headers = cli.trust_forwarded_headers;
+    server_config.allowed_redirect_hosts = cli.allowed_redirect_hosts.clone();
+    let metrics = metrics::Metrics::new();
+    let router = Server::new(backend.clone(), spaces, server_config)
+        .router()
+        .route(
+            "/metrics",
+            axum::routing::get(metrics::serve).with_state(metrics.clone()),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ));
+
+    let identity = cli.lease_identity.clone().unwrap_or_else(|| {
+        format!(
+            "example-backend-{}",
+            klutch_sdk::backend::state::random_token(8)
+        )
+    });
+    let controllers = run_under_lease(client, backend, &cli.lease_namespace, &identity);
+
+    let addr = cli.listen();
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Listen { addr, source })?;
+    tracing::info!(%addr, tls = cli.tls_cert_file.is_some(), version = env!("CARGO_PKG_VERSION"), "serving the bind protocol");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let serve = async {
+        match (&cli.tls_cert_file, &cli.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                let listener =
+                    tls_listener::TlsListener::new(tcp, tls_listener::server_config(cert, key)?)
+                        .map_err(|source| Error::Listen { addr, source })?;
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                    .map_err(Error::Serve)
+            }
+            _ => axum::serve(tcp, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(Error::Serve),
+        }
+    };
+    tokio::select! {
+        r = serve => r,
+        r = controllers => r.map_err(Error::from),
+    }
+}
 
 fn main() -> ExitCode {
     klutch_sdk::tls::install_crypto_provider();
-    let Cli {} = Cli::parse();
-    eprintln!(
-        "example-backend {}: this release only answers --help and --version; the component itself is not built yet (see README.md)",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("example-backend: start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let chain = klutch_sdk::backend::server::crate_error_chain(&e);
+            tracing::error!(error = %chain, "example-backend stopped");
+            eprintln!("example-backend: {chain}");
+            ExitCode::from(if matches!(e, Error::Flags(_)) { 2 } else { 1 })
+        }
+    }
 }

@@ -76,6 +76,40 @@ pub struct ExternalCluster {
     pub server_name: Option<String>,
 }
 
+impl ExternalCluster {
+    /// How the backend itself reaches its cluster: the API URL, the CA it trusts (as PEM) and
+    /// its TLS server name; the default when no `--external-*` flag is given.
+    pub fn from_kube_config(config: &kube::Config) -> Self {
+        use base64::Engine as _;
+        let ca_pem = config.root_cert.as_ref().map(|certs| {
+            certs
+                .iter()
+                .map(|der| {
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+                    let lines: Vec<&str> = b64
+                        .as_bytes()
+                        .chunks(64)
+                        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+                        .collect();
+                    format!(
+                        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                        lines.join("\n")
+                    )
+                })
+                .collect::<String>()
+        });
+        ExternalCluster {
+            server: config
+                .cluster_url
+                .to_string()
+                .trim_end_matches('/')
+                .to_owned(),
+            ca_pem,
+            server_name: config.tls_server_name.clone(),
+        }
+    }
+}
+
 /// Settings of binding-space creation.
 #[derive(Clone, Debug)]
 pub struct BindingSpaceConfig {
@@ -87,6 +121,18 @@ pub struct BindingSpaceConfig {
     pub external: ExternalCluster,
     /// How long to wait for the ServiceAccount token (spec: ≤ 10 s).
     pub token_timeout: Duration,
+}
+
+impl BindingSpaceConfig {
+    /// Namespace prefix `cluster`, a 10 s token timeout, and the given name and address.
+    pub fn new(pretty_name: impl Into<String>, external: ExternalCluster) -> Self {
+        BindingSpaceConfig {
+            namespace_prefix: "cluster".into(),
+            pretty_name: pretty_name.into(),
+            external,
+            token_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// An ensured binding space.

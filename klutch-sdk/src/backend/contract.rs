@@ -25,6 +25,14 @@ pub struct VerifiedIdentity {
 }
 
 impl VerifiedIdentity {
+    /// An identity verified by the caller.
+    pub fn new(issuer: impl Into<String>, subject: impl Into<String>) -> Self {
+        VerifiedIdentity {
+            issuer: issuer.into(),
+            subject: subject.into(),
+        }
+    }
+
     /// The binding-space identity of this user on consumer cluster `cid`: `<sub>#<cid>`.
     pub fn binding_identity(&self, cid: &str) -> String {
         format!("{}#{}", self.subject, cid)
@@ -69,6 +77,16 @@ pub struct LoginStart {
     /// A secret the authenticator needs at `/callback` (e.g. PKCE verifier and nonce). The SDK
     /// keeps it in a sealed, short-lived cookie bound to this browser and hands it back.
     pub pending: String,
+}
+
+impl LoginStart {
+    /// A redirect to `location` with no pending secret.
+    pub fn redirect(location: impl Into<String>) -> Self {
+        LoginStart {
+            location: location.into(),
+            pending: String::new(),
+        }
+    }
 }
 
 /// A started device authorization (RFC 8628 §3.2), as the IdP answered it.
@@ -165,6 +183,36 @@ pub struct Offering {
 }
 
 impl Offering {
+    /// The offering of a provider CRD with `claims`: served versions, scope, and the singular
+    /// name (else the lower-cased kind) as display name.
+    pub fn from_crd(
+        crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        claims: Vec<PermissionClaim>,
+    ) -> Self {
+        let names = &crd.spec.names;
+        Offering {
+            group: crd.spec.group.clone(),
+            resource: names.plural.clone(),
+            versions: crd
+                .spec
+                .versions
+                .iter()
+                .filter(|v| v.served)
+                .map(|v| v.name.clone())
+                .collect(),
+            scope: if crd.spec.scope == "Cluster" {
+                Scope::Cluster
+            } else {
+                Scope::Namespaced
+            },
+            name: names
+                .singular
+                .clone()
+                .unwrap_or_else(|| names.kind.to_lowercase()),
+            claims,
+        }
+    }
+
     /// `<plural>.<group>`: the name of the CRD, the export and the binding.
     pub fn export_name(&self) -> String {
         format!("{}.{}", self.resource, self.group)

@@ -151,29 +151,10 @@ impl<A: Authenticator> BindingBackend for TemplateBackend<A> {
             .filter(|crd| self.offered(crd))
             .filter_map(|crd| {
                 let template = self.template_for(crd)?;
-                Some(Offering {
-                    group: crd.spec.group.clone(),
-                    resource: crd.spec.names.plural.clone(),
-                    versions: crd
-                        .spec
-                        .versions
-                        .iter()
-                        .filter(|v| v.served)
-                        .map(|v| v.name.clone())
-                        .collect(),
-                    scope: if crd.spec.scope == "Cluster" {
-                        Scope::Cluster
-                    } else {
-                        Scope::Namespaced
-                    },
-                    name: crd
-                        .spec
-                        .names
-                        .singular
-                        .clone()
-                        .unwrap_or_else(|| crd.spec.names.kind.to_lowercase()),
-                    claims: template.spec.permission_claims.clone(),
-                })
+                Some(Offering::from_crd(
+                    crd,
+                    template.spec.permission_claims.clone(),
+                ))
             })
             .collect();
         async { Ok(offerings) }
