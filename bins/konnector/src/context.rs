@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use klutch_sdk::api::export::Scope;
 use klutch_sdk::api::wellknown::{BOUND_ANNOTATION, SYNCER_FINALIZER};
 use klutch_sdk::api::{
     APIServiceBinding, APIServiceExport, APIServiceNamespace, ClaimState, Condition, Severity,
 };
 use klutch_sdk::sync::claims::Selection;
+use klutch_sdk::sync::placement::Placement;
 use klutch_sdk::sync::syncer::ResourceSyncer;
 use kube::ResourceExt as _;
 use kube::api::{
@@ -117,19 +117,19 @@ pub async fn run(
         return;
     };
     tracing::info!(binding = %binding.name_any(), resource = %ar.plural, "starting the sync context");
-    let syncer = match export.spec.scope {
-        Scope::Namespaced => ResourceSyncer::new(
-            p.shared.consumer.clone(),
-            p.client.clone(),
-            ar,
-            &p.namespace,
-        )
-        .with_observer(p.shared.observer.clone()),
-        Scope::Cluster => {
-            tracing::warn!("cluster-scoped resources are not synced yet");
-            return;
-        }
-    };
+    let placement = Placement::for_export(
+        export.spec.scope,
+        export.spec.informer_scope,
+        export.spec.cluster_scoped_isolation,
+    );
+    let syncer = ResourceSyncer::new(
+        p.shared.consumer.clone(),
+        p.client.clone(),
+        ar,
+        &p.namespace,
+    )
+    .with_placement(placement)
+    .with_observer(p.shared.observer.clone());
     let shutdown = cancel.clone();
     syncer.run(async move { shutdown.cancelled().await }).await;
     tracing::info!(binding = %binding.name_any(), "sync context stopped");

@@ -97,9 +97,8 @@ async fn reconcile_all(
         let api: Api<APIServiceBinding> = Api::namespaced(shared.consumer.clone(), &ns);
         match check_secret(shared, binding).await {
             Ok((bytes, provider_ns, secret)) => {
-                let _ = status::update(
+                let _ = status::update_binding(
                     &api,
-                    "APIServiceBinding",
                     &name,
                     |s: &mut klutch_sdk::api::APIServiceBindingStatus| {
                         klutch_sdk::api::conditions::set(
@@ -127,9 +126,8 @@ async fn reconcile_all(
                     .insert(format!("{ns}/{name}"));
             }
             Err(condition) => {
-                let _ = status::update(
+                let _ = status::update_binding(
                     &api,
-                    "APIServiceBinding",
                     &name,
                     |s: &mut klutch_sdk::api::APIServiceBindingStatus| {
                         klutch_sdk::api::conditions::set(&mut s.conditions, condition.clone());

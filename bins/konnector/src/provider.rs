@@ -71,9 +71,8 @@ impl Provider {
         let members = self.members.borrow().clone();
         for key in members {
             let (ns, name) = key.split_once('/').unwrap_or(("", &key));
-            let _ = status::update(
+            let _ = status::update_binding(
                 &self.bindings(ns),
-                "APIServiceBinding",
                 name,
                 |s: &mut APIServiceBindingStatus| {
                     conditions::set(&mut s.conditions, condition.clone());
@@ -271,8 +270,7 @@ async fn reconcile_binding(
     }
     ensure_finalizer(&api, &binding).await;
 
-    let report =
-        |c: Condition| status::update(&api, "APIServiceBinding", name, binding_condition(c));
+    let report = |c: Condition| status::update_binding(&api, name, binding_condition(c));
     let Some(export) = export else {
         let _ = report(status::bad(
             "Connected",
@@ -316,18 +314,15 @@ async fn reconcile_binding(
         .map(|cb| cb.spec.provider_pretty_name);
     let ready_to_sync =
         status::is_true(std::slice::from_ref(&connected), "Connected") && established;
-    let _ = status::update(
-        &api,
-        "APIServiceBinding",
-        name,
-        |s: &mut APIServiceBindingStatus| {
-            conditions::set(&mut s.conditions, connected.clone());
-            conditions::set(&mut s.conditions, schema.clone());
-            if pretty.is_some() {
-                s.provider_pretty_name = pretty.clone();
-            }
-        },
-    )
+    let _ = status::update_binding(&api, name, |s: &mut APIServiceBindingStatus| {
+        conditions::set(&mut s.conditions, connected.clone());
+        conditions::set(&mut s.conditions, schema.clone());
+        // This pass runs only after the provider lists succeeded.
+        conditions::set(&mut s.conditions, status::ok("InformersSynced"));
+        if pretty.is_some() {
+            s.provider_pretty_name = pretty.clone();
+        }
+    })
     .await
     .inspect_err(|e| tracing::warn!(error = %e, "binding status"));
     mirror_onto_export(p, &export, &connected, &schema, crd.as_ref()).await;

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use klutch_sdk::api::conditions::{self, Condition, ConditionStatus, Severity};
+use klutch_sdk::api::Severity;
+use klutch_sdk::api::conditions::{self, Condition, ConditionStatus};
 use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -144,3 +145,43 @@ status_impls!(
     klutch_sdk::api::ClusterBinding,
     klutch_sdk::api::ClusterBindingStatus
 );
+
+/// The condition types the konnector maintains on an APIServiceBinding.
+pub const BINDING_CONDITIONS: [&str; 5] = [
+    "SecretValid",
+    "InformersSynced",
+    "Heartbeating",
+    "Connected",
+    "SchemaInSync",
+];
+
+/// [`update`] for APIServiceBindings: a condition the konnector has not determined yet is
+/// `False` (Info, `Pending`), so `Ready` is only `True` once every one of them is.
+pub async fn update_binding(
+    api: &Api<klutch_sdk::api::APIServiceBinding>,
+    name: &str,
+    change: impl Fn(&mut klutch_sdk::api::APIServiceBindingStatus),
+) -> Result<bool, Error> {
+    update(
+        api,
+        "APIServiceBinding",
+        name,
+        |s: &mut klutch_sdk::api::APIServiceBindingStatus| {
+            for type_ in BINDING_CONDITIONS {
+                if conditions::get(&s.conditions, type_).is_none() {
+                    conditions::set(
+                        &mut s.conditions,
+                        bad(
+                            type_,
+                            Severity::Info,
+                            "Pending",
+                            format!("{type_} is not determined yet"),
+                        ),
+                    );
+                }
+            }
+            change(s);
+        },
+    )
+    .await
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 use harness::*;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use klutch_sdk::api::export::ClusterScopedIsolation;
 use klutch_sdk::api::{APIServiceBinding, APIServiceExport, ClusterBinding};
 use klutch_sdk::testenv::{TestEnv, install_crd};
 use kube::ResourceExt as _;
@@ -38,6 +39,14 @@ async fn konnector_end_to_end() {
     let result = async {
         namespaced_binding(&consumer, &space, &konnector).await;
         error_conditions(&consumer, &space).await;
+        namespaced_adoption_and_orphans(&consumer, &space).await;
+        for mode in [
+            ClusterScopedIsolation::Prefixed,
+            ClusterScopedIsolation::Namespaced,
+            ClusterScopedIsolation::None,
+        ] {
+            cluster_scoped(&consumer, &space, mode).await;
+        }
     };
     // Show the konnector's log when a scenario fails.
     let outcome = tokio::time::timeout(
@@ -403,4 +412,313 @@ async fn error_conditions(consumer: &kube::Client, space: &Space) {
             .is_some(),
         "the foreign CRD survives"
     );
+}
+
+/// Waits until the binding `name` is Ready and its resource is served.
+async fn ready(consumer: &kube::Client, name: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while binding_condition(consumer, name, "Ready")
+        .await
+        .filter(|(s, _)| s == "True")
+        .is_none()
+    {
+        if tokio::time::Instant::now() > deadline {
+            let b = Api::<APIServiceBinding>::namespaced(consumer.clone(), "klutch-bind")
+                .get(name)
+                .await
+                .unwrap();
+            panic!("{name} not Ready: {:#?}", b.status);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let crd = Api::<CustomResourceDefinition>::all(consumer.clone())
+        .get(name)
+        .await
+        .unwrap();
+    let served = ar(
+        &crd.spec.group,
+        &crd.spec.names.kind,
+        &crd.spec.names.plural,
+    );
+    let api: Api<DynamicObject> = Api::all_with(consumer.clone(), &served);
+    eventually(&format!("{name} served"), || async {
+        api.list(&Default::default()).await.ok().map(drop)
+    })
+    .await;
+}
+
+fn annotated(o: &DynamicObject, key: &str) -> Option<String> {
+    o.metadata.annotations.as_ref()?.get(key).cloned()
+}
+
+/// Adoption, orphan removal and several consumer namespaces for a namespaced resource.
+async fn namespaced_adoption_and_orphans(consumer: &kube::Client, space: &Space) {
+    space
+        .export(
+            &crd("adopt.klutch.test", "Widget", "widgets", "Namespaced", None),
+            None,
+            vec![],
+        )
+        .await;
+    bind(consumer, space, "widgets.adopt.klutch.test", vec![]).await;
+    ready(consumer, "widgets.adopt.klutch.test").await;
+    let widgets = ar("adopt.klutch.test", "Widget", "widgets");
+    for ns in ["team-ad1", "team-ad2"] {
+        create_namespace(consumer, ns).await;
+        let mine: Api<DynamicObject> = Api::namespaced_with(consumer.clone(), ns, &widgets);
+        let mut w = DynamicObject::new("w", &widgets);
+        w.data = json!({ "spec": { "size": 1 } });
+        mine.create(&PostParams::default(), &w).await.unwrap();
+        let theirs: Api<DynamicObject> =
+            Api::namespaced_with(space.provider.clone(), &space.service_ns(ns), &widgets);
+        eventually(&format!("copy in {ns}"), || async {
+            theirs.get_opt("w").await.unwrap()
+        })
+        .await;
+    }
+    // The provider creates an object for the consumer: adopted down, marked bound on the provider.
+    let theirs: Api<DynamicObject> = Api::namespaced_with(
+        space.provider.clone(),
+        &space.service_ns("team-ad1"),
+        &widgets,
+    );
+    let mut gift = DynamicObject::new("gift", &widgets);
+    gift.data = json!({ "spec": { "size": 7 } });
+    gift.metadata.finalizers = Some(vec!["provider.example/keep".into()]);
+    theirs.create(&PostParams::default(), &gift).await.unwrap();
+    let mine: Api<DynamicObject> = Api::namespaced_with(consumer.clone(), "team-ad1", &widgets);
+    let adopted = eventually("adopted", || async { mine.get_opt("gift").await.unwrap() }).await;
+    assert_eq!(adopted.data["spec"], json!({ "size": 7 }));
+    assert!(
+        !adopted
+            .finalizers()
+            .contains(&"provider.example/keep".to_string()),
+        "no provider finalizers come down"
+    );
+    eventually("provider marked bound", || async {
+        klutch_sdk::sync::copy::is_bound(&theirs.get("gift").await.unwrap()).then_some(())
+    })
+    .await;
+    theirs
+        .patch(
+            "gift",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "finalizers": null } })),
+        )
+        .await
+        .unwrap();
+    // A bound provider object without a consumer object (a delete missed while down) is removed.
+    let mut stale = DynamicObject::new("stale", &widgets);
+    stale.data = json!({ "spec": { "size": 2 } });
+    stale.metadata.annotations =
+        Some([("klutch.anynines.com/bound".to_string(), "true".to_string())].into());
+    theirs.create(&PostParams::default(), &stale).await.unwrap();
+    eventually("stale copy removed", || async {
+        theirs
+            .get_opt("stale")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        mine.get_opt("stale").await.unwrap().is_none(),
+        "and not adopted"
+    );
+    // Deleting a consumer namespace deletes its objects' copies, then its APIServiceNamespace.
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(consumer.clone())
+        .delete("team-ad2", &DeleteParams::default())
+        .await
+        .unwrap();
+    let mappings: Api<klutch_sdk::api::APIServiceNamespace> =
+        Api::namespaced(space.provider.clone(), &space.cluster_ns);
+    eventually("APIServiceNamespace team-ad2 deleted", || async {
+        mappings
+            .get_opt("team-ad2")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let theirs2: Api<DynamicObject> = Api::namespaced_with(
+        space.provider.clone(),
+        &space.service_ns("team-ad2"),
+        &widgets,
+    );
+    assert!(
+        theirs2.get_opt("w").await.unwrap().is_none(),
+        "the copy went with the namespace"
+    );
+}
+
+/// A cluster-scoped resource under one isolation mode: spec up, status down, adoption, foreign
+/// objects left alone, orphans removed, deletion.
+async fn cluster_scoped(consumer: &kube::Client, space: &Space, mode: ClusterScopedIsolation) {
+    let group = format!("{}.iso.klutch.test", format!("{mode:?}").to_lowercase());
+    let name = format!("gizmos.{group}");
+    let gizmos = ar(&group, "Gizmo", "gizmos");
+    let exported = crd(&group, "Gizmo", "gizmos", "Cluster", None);
+    match mode {
+        ClusterScopedIsolation::Namespaced => {
+            space
+                .export_as(
+                    &crd(&group, "Gizmo", "gizmos", "Namespaced", None),
+                    &exported,
+                    Some(mode),
+                )
+                .await;
+        }
+        _ => {
+            space.export(&exported, Some(mode), vec![]).await;
+        }
+    }
+    bind(consumer, space, &name, vec![]).await;
+    ready(consumer, &name).await;
+    let cns = &space.cluster_ns;
+    let place = |n: &str| -> (Api<DynamicObject>, String) {
+        match mode {
+            ClusterScopedIsolation::Prefixed => (
+                Api::all_with(space.provider.clone(), &gizmos),
+                format!("{cns}-{n}"),
+            ),
+            ClusterScopedIsolation::Namespaced => (
+                Api::namespaced_with(space.provider.clone(), cns, &gizmos),
+                n.to_owned(),
+            ),
+            ClusterScopedIsolation::None => {
+                (Api::all_with(space.provider.clone(), &gizmos), n.to_owned())
+            }
+        }
+    };
+    let mine: Api<DynamicObject> = Api::all_with(consumer.clone(), &gizmos);
+
+    // Spec up into the isolated place.
+    let mut g = DynamicObject::new("g1", &gizmos);
+    g.data = json!({ "spec": { "size": 1 } });
+    mine.create(&PostParams::default(), &g).await.unwrap();
+    let (theirs, g1) = place("g1");
+    let copy = eventually("cluster-scoped copy", || async {
+        theirs.get_opt(&g1).await.unwrap()
+    })
+    .await;
+    assert_eq!(copy.data["spec"], json!({ "size": 1 }));
+    assert_eq!(
+        annotated(&copy, "klutch.anynines.com/cluster-namespace").as_deref(),
+        Some(cns.as_str())
+    );
+    if mode != ClusterScopedIsolation::Namespaced {
+        let owner = &copy.owner_references()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("Namespace", cns.as_str())
+        );
+    }
+    // Status down.
+    theirs
+        .patch_status(
+            &g1,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "ok": true } })),
+        )
+        .await
+        .unwrap();
+    eventually("cluster-scoped status down", || async {
+        (mine.get("g1").await.unwrap().data.get("status") == Some(&json!({ "ok": true })))
+            .then_some(())
+    })
+    .await;
+
+    // Adoption of a provider-created object in scope.
+    let (theirs, gift) = place("gift");
+    let mut o = DynamicObject::new(&gift, &gizmos);
+    if mode == ClusterScopedIsolation::Namespaced {
+        o.metadata.namespace = Some(cns.clone());
+    }
+    o.metadata.annotations = Some(
+        [(
+            "klutch.anynines.com/cluster-namespace".to_string(),
+            cns.clone(),
+        )]
+        .into(),
+    );
+    o.data = json!({ "spec": { "size": 9 } });
+    theirs.create(&PostParams::default(), &o).await.unwrap();
+    let adopted = eventually("cluster-scoped adoption", || async {
+        mine.get_opt("gift").await.unwrap()
+    })
+    .await;
+    assert_eq!(adopted.data["spec"], json!({ "size": 9 }));
+    assert_eq!(
+        annotated(&adopted, "klutch.anynines.com/cluster-namespace"),
+        None,
+        "isolation annotation stripped"
+    );
+
+    // Another tenant's object is never adopted nor touched.
+    if mode != ClusterScopedIsolation::Namespaced {
+        let (theirs, other) = match mode {
+            ClusterScopedIsolation::Prefixed => (
+                Api::all_with(space.provider.clone(), &gizmos),
+                format!("{cns}-other"),
+            ),
+            _ => (
+                Api::all_with(space.provider.clone(), &gizmos),
+                "other".to_string(),
+            ),
+        };
+        let mut o = DynamicObject::new(&other, &gizmos);
+        o.metadata.annotations = Some(
+            [(
+                "klutch.anynines.com/cluster-namespace".to_string(),
+                "cluster-someone-else".to_string(),
+            )]
+            .into(),
+        );
+        o.data = json!({ "spec": { "size": 5 } });
+        theirs.create(&PostParams::default(), &o).await.unwrap();
+        // Under None the consumer may even use the same name: the provider object stays theirs.
+        if mode == ClusterScopedIsolation::None {
+            let mut clash = DynamicObject::new("other", &gizmos);
+            clash.data = json!({ "spec": { "size": 6 } });
+            mine.create(&PostParams::default(), &clash).await.unwrap();
+            let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(consumer.clone());
+            eventually("ForeignProviderObject event", || async {
+                let list = events.list(&Default::default()).await.ok()?;
+                list.items.into_iter().find(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("other")
+                        && e.reason.as_deref() == Some("ForeignProviderObject")
+                })
+            })
+            .await;
+            mine.delete("other", &DeleteParams::default())
+                .await
+                .unwrap();
+            eventually("clashing consumer object deleted", || async {
+                mine.get_opt("other").await.unwrap().is_none().then_some(())
+            })
+            .await;
+        } else {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert!(
+                mine.get_opt("other").await.unwrap().is_none(),
+                "not adopted"
+            );
+        }
+        let still = theirs.get(&other).await.unwrap();
+        assert_eq!(still.data["spec"], json!({ "size": 5 }), "untouched");
+        theirs
+            .delete(&other, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+
+    // Deletion: provider copy first, then the consumer object.
+    mine.delete("g1", &DeleteParams::default()).await.unwrap();
+    eventually("cluster-scoped consumer object gone", || async {
+        mine.get_opt("g1").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(theirs.get_opt(&g1).await.unwrap().is_none(), "no orphan");
 }

@@ -7,6 +7,7 @@
 //!   `Prefixed` isolation of cluster-scoped objects;
 //! - [`claims`]: which objects a permission claim selects, and who owns them;
 //! - [`spec`]: what to do for one consumer object and its provider copy (spec up, deletion);
+//! - [`placement`]: where provider copies live per isolation mode, and which provider objects are ours;
 //! - [`observe`]: hooks for metrics and Events;
 //! - [`ids`]: the cluster identifier derived from the `klutch-bind` namespace's UID.
 
@@ -15,5 +16,6 @@ pub mod copy;
 pub mod ids;
 pub mod naming;
 pub mod observe;
+pub mod placement;
 pub mod spec;
 pub mod syncer;

@@ -68,6 +68,11 @@ impl NamespaceMap {
         self.up.get(consumer_ns).map(String::as_str)
     }
 
+    /// Every mapped provider namespace.
+    pub fn provider_namespaces(&self) -> impl Iterator<Item = &str> {
+        self.down.keys().map(String::as_str)
+    }
+
     /// The consumer namespace of a provider namespace; `None` for namespaces that are not ours
     /// (objects there are ignored).
     pub fn to_consumer(&self, provider_ns: &str) -> Option<&str> {

@@ -14,7 +14,7 @@ use super::copy::{is_bound, provider_intent};
 use crate::api::wellknown::SYNCER_FINALIZER;
 
 /// Where the provider copy of a consumer object lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Target {
     /// `apiVersion` of the resource (the same on both sides).
     pub api_version: String,
@@ -27,6 +27,8 @@ pub struct Target {
     pub namespace: Option<String>,
     /// Annotations the provider copy carries besides `bound` (e.g. the cluster namespace).
     pub annotations: BTreeMap<String, String>,
+    /// Owner references of the provider copy (the cluster Namespace for cluster-scoped copies).
+    pub owner_references: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
 }
 
 /// One step for the IO layer.
@@ -87,7 +89,7 @@ pub fn plan(
     if !has_finalizer(consumer) {
         actions.push(Action::AddFinalizer);
     }
-    let intent = provider_intent(
+    let mut intent = provider_intent(
         consumer,
         &target.api_version,
         &target.kind,
@@ -95,6 +97,10 @@ pub fn plan(
         target.namespace.as_deref(),
         &target.annotations,
     );
+    if !target.owner_references.is_empty() {
+        intent["metadata"]["ownerReferences"] =
+            serde_json::to_value(&target.owner_references).unwrap_or_default();
+    }
     match provider {
         None => actions.push(Action::ApplyProvider(intent)),
         Some(p) => {
@@ -102,9 +108,17 @@ pub fn plan(
                 .annotations
                 .iter()
                 .any(|(k, v)| p.metadata.annotations.as_ref().and_then(|a| a.get(k)) != Some(v));
+            let owners_missing = target.owner_references.iter().any(|want| {
+                !p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|have| have.uid == want.uid)
+            });
             if p.data.get("spec") != consumer.data.get("spec")
                 || !is_bound(p)
                 || annotations_missing
+                || owners_missing
             {
                 actions.push(Action::ApplyProvider(intent));
             }
@@ -167,6 +181,7 @@ mod tests {
             name: "db".into(),
             namespace: Some("cluster-x-team-a".into()),
             annotations: BTreeMap::new(),
+            owner_references: Vec::new(),
         }
     }
 

@@ -1,10 +1,14 @@
-//! The IO side of spec/status/deletion sync for one namespaced resource between two clusters:
-//! a kube-runtime controller on the consumer objects, triggered also by provider-side changes,
-//! that executes what [`spec::plan`](super::spec::plan) decides.
+//! The IO side of spec/status/deletion sync for one resource between two clusters: a
+//! kube-runtime controller on the consumer objects, triggered also by provider-side changes,
+//! that executes what [`spec::plan`](super::spec::plan) decides; plus the provider-only cases:
+//! adoption of provider-created objects (§5.11) and removal of bound provider copies whose
+//! consumer object is gone (§5.9).
 //!
 //! Namespaces are mapped through APIServiceNamespaces in the provider's cluster namespace: the
 //! syncer creates one per consumer namespace it meets and waits until the backend has written
-//! `status.namespace`.
+//! `status.namespace`. Cluster-scoped resources are placed by their isolation mode
+//! ([`placement`](super::placement)). The provider side is watched per service namespace (or
+//! cluster-wide where the placement needs it), so the tenant's provider RBAC may be namespaced.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -18,10 +22,14 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use serde_json::json;
 
+use super::copy::is_bound;
 use super::naming::NamespaceMap;
 use super::observe::{Hop, NoObserver, ObjectKey, SyncObserver};
+use super::placement::{ConsumerKey, Placement, Placer, WatchScope};
 use super::spec::{self, Plan, Target};
-use crate::api::wellknown::{FIELD_MANAGER, SYNCER_FINALIZER};
+use crate::api::wellknown::{BOUND_ANNOTATION, FIELD_MANAGER, SYNCER_FINALIZER};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::reflector::Store;
 
 /// Field manager of the consumer-side status writes (the provider-side spec writes use
 /// [`FIELD_MANAGER`], so the two directions show up as two owners in `managedFields`).
@@ -101,11 +109,30 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// The consumer object has no namespace (cluster-scoped resources are not supported here).
-    #[error("{name} is cluster-scoped; this syncer handles namespaced resources")]
-    ClusterScoped {
-        /// Name.
+    /// The provider object at the copy's place belongs to someone else (another cluster
+    /// namespace under `None` isolation, or an object we did not create): never touched.
+    #[error("provider object {name} exists and does not belong to this consumer; it is left alone")]
+    ForeignObject {
+        /// The provider object's name.
         name: String,
+    },
+    /// Reading the consumer object failed.
+    #[error("get consumer object {name}")]
+    GetConsumer {
+        /// Name (`namespace/name` for namespaced objects).
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Creating the consumer object for a provider-created object failed.
+    #[error("adopt provider object {name}")]
+    Adopt {
+        /// The provider object's name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
     },
 }
 
@@ -119,7 +146,9 @@ impl Error {
             Error::PatchFinalizers { .. } => "PatchFinalizersFailed",
             Error::WriteStatus { .. } => "WriteStatusFailed",
             Error::CreateNamespaceMapping { .. } => "CreateNamespaceMappingFailed",
-            Error::ClusterScoped { .. } => "ClusterScopedUnsupported",
+            Error::ForeignObject { .. } => "ForeignProviderObject",
+            Error::GetConsumer { .. } => "GetConsumerFailed",
+            Error::Adopt { .. } => "AdoptFailed",
         }
     }
 }
@@ -129,6 +158,7 @@ impl Error {
     pub fn hop(&self) -> Hop {
         match self {
             Error::DeleteProvider { .. } => Hop::Delete,
+            Error::Adopt { .. } => Hop::Adopt,
             Error::WriteStatus { .. } => Hop::StatusDown,
             _ => Hop::SpecUp,
         }
@@ -143,8 +173,10 @@ impl Error {
             | Error::DeleteProvider { source, .. }
             | Error::PatchFinalizers { source, .. }
             | Error::WriteStatus { source, .. }
-            | Error::CreateNamespaceMapping { source, .. } => source,
-            Error::ClusterScoped { .. } => return self.to_string(),
+            | Error::CreateNamespaceMapping { source, .. }
+            | Error::GetConsumer { source, .. }
+            | Error::Adopt { source, .. } => source,
+            Error::ForeignObject { .. } => return self.to_string(),
         };
         match source {
             kube::Error::Api(s) => format!("{self}: {}", s.message),
@@ -156,8 +188,8 @@ impl Error {
 /// `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Syncs one namespaced resource (same group, version and kind on both sides) from a consumer
-/// cluster to the provider's cluster namespace.
+/// Syncs one resource (same group, version and kind on both sides) from a consumer cluster to
+/// the provider's cluster namespace.
 ///
 /// ```no_run
 /// # async fn demo(consumer: kube::Client, provider: kube::Client) {
@@ -174,7 +206,8 @@ pub struct ResourceSyncer {
     consumer: Client,
     provider: Client,
     ar: ApiResource,
-    cluster_namespace: String,
+    placer: Placer,
+    adopt: bool,
     namespaces: Arc<RwLock<NamespaceMap>>,
     /// Per consumer object (`namespace/name`), the resourceVersion our last write to it
     /// replaced. While the controller's cache still shows that version, the cache has not seen
@@ -183,8 +216,13 @@ pub struct ResourceSyncer {
     observer: Arc<dyn SyncObserver>,
 }
 
+/// Trigger for the consumer controller, fed by the provider watches.
+type Trigger = futures::channel::mpsc::UnboundedSender<ObjectRef<DynamicObject>>;
+
 impl ResourceSyncer {
-    /// A syncer for resource `ar`, writing into the provider's `cluster_namespace`.
+    /// A syncer for namespaced resource `ar`, writing into the service namespaces of the
+    /// provider's `cluster_namespace` (watched one by one). See [`with_placement`](Self::with_placement)
+    /// for cluster-scoped resources and cluster-wide provider watches.
     pub fn new(
         consumer: Client,
         provider: Client,
@@ -195,11 +233,33 @@ impl ResourceSyncer {
             consumer,
             provider,
             ar,
-            cluster_namespace: cluster_namespace.to_owned(),
+            placer: Placer {
+                placement: Placement::Namespaced {
+                    cluster_informer: false,
+                },
+                cluster_ns: cluster_namespace.to_owned(),
+                cluster_ns_uid: None,
+            },
+            adopt: true,
             namespaces: Arc::new(RwLock::new(NamespaceMap::default())),
             superseded: Arc::default(),
             observer: Arc::new(NoObserver),
         }
+    }
+
+    /// Places provider copies by `placement` (cluster-scoped isolation, informer scope).
+    #[must_use]
+    pub fn with_placement(mut self, placement: Placement) -> Self {
+        self.placer.placement = placement;
+        self
+    }
+
+    /// Whether provider objects without `bound` are adopted into the consumer cluster (default:
+    /// yes, §5.11).
+    #[must_use]
+    pub fn with_adoption(mut self, adopt: bool) -> Self {
+        self.adopt = adopt;
+        self
     }
 
     /// Reports hop latencies and failures to `observer` (metrics, Events).
@@ -209,19 +269,69 @@ impl ResourceSyncer {
         self
     }
 
+    fn consumer_api(&self, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) => Api::namespaced_with(self.consumer.clone(), ns, &self.ar),
+            None => Api::all_with(self.consumer.clone(), &self.ar),
+        }
+    }
+
+    fn provider_api(&self, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) => Api::namespaced_with(self.provider.clone(), ns, &self.ar),
+            None => Api::all_with(self.provider.clone(), &self.ar),
+        }
+    }
+
+    fn object_ref(&self, key: &ConsumerKey) -> ObjectRef<DynamicObject> {
+        let r = ObjectRef::new_with(&key.name, self.ar.clone());
+        match &key.namespace {
+            Some(ns) => r.within(ns),
+            None => r,
+        }
+    }
+
     /// Runs until `shutdown` resolves.
     pub async fn run(
-        self,
+        mut self,
         shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ) {
+        let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+        // Cluster-scoped copies are owned by the cluster Namespace: learn its UID first.
+        if matches!(self.placer.placement, Placement::Cluster(_))
+            && self.placer.cluster_ns_uid.is_none()
+        {
+            let namespaces: Api<Namespace> = Api::all(self.provider.clone());
+            let mut delay = Duration::from_millis(200);
+            loop {
+                match namespaces.get_opt(&self.placer.cluster_ns).await {
+                    Ok(Some(ns)) => {
+                        self.placer.cluster_ns_uid = ns.metadata.uid;
+                        break;
+                    }
+                    Ok(None) => {
+                        tracing::warn!(namespace = %self.placer.cluster_ns, "cluster namespace not found; copies get no owner reference");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the cluster namespace failed; retrying");
+                        tokio::select! {
+                            () = shutdown.clone() => return,
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
         let ar = self.ar.clone();
         let consumer_api: Api<DynamicObject> = Api::all_with(self.consumer.clone(), &ar);
-        let provider_api: Api<DynamicObject> = Api::all_with(self.provider.clone(), &ar);
         let mappings: Api<APIServiceNamespace> =
-            Api::namespaced(self.provider.clone(), &self.cluster_namespace);
+            Api::namespaced(self.provider.clone(), &self.placer.cluster_ns);
 
         // Keep the namespace map current from the APIServiceNamespaces; every change re-triggers
-        // the consumer objects of that namespace through the provider watch below.
+        // the provider watches, whose (re)lists re-trigger the consumer objects.
+        let (map_tx, map_rx) = tokio::sync::watch::channel(NamespaceMap::default());
         let map = self.namespaces.clone();
         let (reader, writer) = kube::runtime::reflector::store::<APIServiceNamespace>();
         // Every event, including the end of an initial list (InitDone, when the store swaps in the
@@ -232,6 +342,7 @@ impl ResourceSyncer {
             .for_each(move |event| {
                 let map = map.clone();
                 let reader = reader.clone();
+                let map_tx = map_tx.clone();
                 async move {
                     if let Err(e) = event {
                         tracing::warn!(error = %e, "watching APIServiceNamespaces failed; retrying");
@@ -242,36 +353,32 @@ impl ResourceSyncer {
                     let mut current = map.write().expect("namespace map lock");
                     if *current != mapping {
                         tracing::debug!(?mapping, "namespace mapping changed");
-                        *current = mapping;
+                        *current = mapping.clone();
+                        map_tx.send_replace(mapping);
                     }
                 }
             });
 
-        let map = self.namespaces.clone();
-        let mapper_ar = ar.clone();
+        let (trigger, triggers) = futures::channel::mpsc::unbounded();
+        let (orphans_tx, orphans_rx) = futures::channel::mpsc::unbounded::<ConsumerKey>();
         let ctx = Arc::new(self);
         let controller = Controller::new_with(consumer_api, watcher::Config::default(), ar.clone())
             .trigger_backoff(watch_backoff())
-            .watches_with(
-                provider_api,
-                ar.clone(),
-                watcher::Config::default(),
-                move |obj: DynamicObject| {
-                    let ns = obj.namespace().unwrap_or_default();
-                    let consumer_ns = map
-                        .read()
-                        .expect("namespace map lock")
-                        .to_consumer(&ns)
-                        .map(str::to_owned);
-                    consumer_ns.map(|cns| {
-                        ObjectRef::new_with(&obj.name_any(), mapper_ar.clone()).within(&cns)
-                    })
-                },
-            )
+            .reconcile_on(triggers)
             // Bounded: with unbounded concurrency a burst of a thousand creates fans out into a
             // thousand simultaneous reconciles that only queue up in two apiservers.
-            .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY))
-            .graceful_shutdown_on(shutdown)
+            .with_config(controller::Config::default().concurrency(RECONCILE_CONCURRENCY));
+        let store = controller.store();
+        let provider_feed = provider_watches(
+            ctx.clone(),
+            map_rx,
+            store.clone(),
+            trigger.clone(),
+            orphans_tx,
+        );
+        let provider_only = provider_only(ctx.clone(), orphans_rx, store, trigger);
+        let controller = controller
+            .graceful_shutdown_on(shutdown.clone())
             .run(reconcile, error_policy, ctx)
             .for_each(|result| async move {
                 if let Err(e) = result {
@@ -281,7 +388,230 @@ impl ResourceSyncer {
         tokio::select! {
             () = controller => {}
             () = mapping_feed => {}
+            () = provider_feed => {}
+            () = provider_only => {}
         }
+    }
+}
+
+/// Runs one provider watch per [`WatchScope`] the placement needs under the current mapping,
+/// and routes each provider object: to the consumer controller when its consumer object is
+/// cached, else to the provider-only handler.
+async fn provider_watches(
+    ctx: Arc<ResourceSyncer>,
+    mut map_rx: tokio::sync::watch::Receiver<NamespaceMap>,
+    store: Store<DynamicObject>,
+    trigger: Trigger,
+    orphans: futures::channel::mpsc::UnboundedSender<ConsumerKey>,
+) {
+    let mut running: BTreeMap<WatchScope, tokio::task::JoinHandle<()>> = BTreeMap::new();
+    loop {
+        let map = map_rx.borrow_and_update().clone();
+        let wanted = ctx.placer.watch_scopes(&map);
+        running.retain(|scope, task| {
+            let keep = wanted.contains(scope);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for scope in wanted {
+            if running.contains_key(&scope) {
+                continue;
+            }
+            let api = match &scope {
+                WatchScope::Cluster => ctx.provider_api(None),
+                WatchScope::Namespace(ns) => ctx.provider_api(Some(ns)),
+            };
+            let (ctx, store, trigger, orphans) =
+                (ctx.clone(), store.clone(), trigger.clone(), orphans.clone());
+            let task = tokio::spawn(async move {
+                let events = watcher(api, watcher::Config::default())
+                    .backoff(watch_backoff())
+                    .touched_objects();
+                futures::pin_mut!(events);
+                while let Some(event) = events.next().await {
+                    let obj = match event {
+                        Ok(obj) => obj,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "provider watch failed; retrying");
+                            continue;
+                        }
+                    };
+                    let key = {
+                        let map = ctx.namespaces.read().expect("namespace map lock");
+                        ctx.placer.consumer_key(&obj.metadata, &map)
+                    };
+                    let Some(key) = key else { continue };
+                    let r = ctx.object_ref(&key);
+                    if store.get(&r).is_some() {
+                        let _ = trigger.unbounded_send(r);
+                    } else {
+                        let _ = orphans.unbounded_send(key);
+                    }
+                }
+            });
+            running.insert(scope, task);
+        }
+        if map_rx.changed().await.is_err() {
+            break;
+        }
+    }
+    for (_, task) in running {
+        task.abort();
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Handles provider objects without a cached consumer object, at most 16 at a time: re-checks
+/// both sides live, then adopts the provider object (no `bound`) or deletes it (it was bound, so
+/// its consumer object is gone).
+async fn provider_only(
+    ctx: Arc<ResourceSyncer>,
+    keys: futures::channel::mpsc::UnboundedReceiver<ConsumerKey>,
+    store: Store<DynamicObject>,
+    trigger: Trigger,
+) {
+    // Nothing is decided before the consumer cache is complete.
+    if store.wait_until_ready().await.is_err() {
+        return;
+    }
+    let in_flight: Arc<std::sync::Mutex<std::collections::HashSet<ConsumerKey>>> = Arc::default();
+    keys.for_each_concurrent(16, |key| {
+        let (ctx, store, trigger, in_flight) = (ctx.clone(), store.clone(), trigger.clone(), in_flight.clone());
+        async move {
+            if !in_flight.lock().expect("in-flight lock").insert(key.clone()) {
+                return;
+            }
+            let r = ctx.object_ref(&key);
+            if store.get(&r).is_some() {
+                let _ = trigger.unbounded_send(r);
+            } else if let Err(e) = handle_provider_only(&ctx, &key, &trigger).await {
+                tracing::warn!(object = %key.name, reason = e.reason(), error = %e, "provider-side sync failed");
+                ctx.observer.failed(e.hop(), &ObjectKey {
+                    api_version: ctx.ar.api_version.clone(),
+                    kind: ctx.ar.kind.clone(),
+                    namespace: key.namespace.clone(),
+                    name: key.name.clone(),
+                    uid: None,
+                    consumer: false,
+                }, e.reason(), &e.api_message());
+            }
+            in_flight.lock().expect("in-flight lock").remove(&key);
+        }
+    })
+    .await;
+}
+
+async fn handle_provider_only(
+    ctx: &ResourceSyncer,
+    key: &ConsumerKey,
+    trigger: &Trigger,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let Some(pkey) = ({
+        let map = ctx.namespaces.read().expect("namespace map lock");
+        ctx.placer.provider_key(key, &map)
+    }) else {
+        return Ok(());
+    };
+    let provider_api = ctx.provider_api(pkey.namespace.as_deref());
+    let fresh = provider_api
+        .get_opt(&pkey.name)
+        .await
+        .map_err(|source| Error::GetProvider {
+            namespace: pkey.namespace.clone().unwrap_or_default(),
+            name: pkey.name.clone(),
+            source,
+        })?;
+    let Some(fresh) = fresh.filter(|p| p.metadata.deletion_timestamp.is_none()) else {
+        return Ok(());
+    };
+    // Still ours (the annotation may have changed since the event)?
+    let still_ours = ctx
+        .placer
+        .consumer_key(
+            &fresh.metadata,
+            &ctx.namespaces.read().expect("namespace map lock"),
+        )
+        .as_ref()
+        == Some(key);
+    if !still_ours {
+        return Ok(());
+    }
+    let consumer_api = ctx.consumer_api(key.namespace.as_deref());
+    let shown = match &key.namespace {
+        Some(ns) => format!("{ns}/{}", key.name),
+        None => key.name.clone(),
+    };
+    match consumer_api.get(&key.name).await {
+        Ok(_) => {
+            let _ = trigger.unbounded_send(ctx.object_ref(key));
+            Ok(())
+        }
+        // Only an object-level NotFound counts (a missing resource type is a 404 too).
+        Err(kube::Error::Api(s))
+            if s.code == 404 && s.details.as_ref().is_some_and(|d| d.name == key.name) =>
+        {
+            if is_bound(&fresh) {
+                tracing::info!(object = %shown, "consumer object gone; deleting its bound provider copy");
+                let dp =
+                    DeleteParams {
+                        preconditions: fresh.metadata.uid.clone().map(|uid| {
+                            kube::api::Preconditions {
+                                uid: Some(uid),
+                                resource_version: None,
+                            }
+                        }),
+                        ..DeleteParams::background()
+                    };
+                match provider_api.delete(&pkey.name, &dp).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                    Err(source) => {
+                        return Err(Error::DeleteProvider {
+                            namespace: pkey.namespace.clone().unwrap_or_default(),
+                            name: pkey.name.clone(),
+                            source,
+                        });
+                    }
+                }
+                ctx.observer.synced(Hop::Delete, started.elapsed());
+            } else if ctx.adopt {
+                tracing::info!(object = %shown, "adopting a provider-created object");
+                let mut adopted = ctx.placer.adopted(&fresh, key);
+                adopted.types = Some(kube::api::TypeMeta {
+                    api_version: ctx.ar.api_version.clone(),
+                    kind: ctx.ar.kind.clone(),
+                });
+                match consumer_api.create(&PostParams::default(), &adopted).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 409 => {}
+                    Err(source) => {
+                        return Err(Error::Adopt {
+                            name: shown,
+                            source,
+                        });
+                    }
+                }
+                // Bound on the provider object itself (Klutch writes it to the wrong cluster).
+                let bound = json!({ "metadata": { "annotations": { BOUND_ANNOTATION: "true" } } });
+                provider_api
+                    .patch(&pkey.name, &PatchParams::default(), &Patch::Merge(&bound))
+                    .await
+                    .map_err(|source| Error::ApplyProvider {
+                        namespace: pkey.namespace.clone().unwrap_or_default(),
+                        name: pkey.name.clone(),
+                        source,
+                    })?;
+                ctx.observer.synced(Hop::Adopt, started.elapsed());
+            }
+            Ok(())
+        }
+        Err(source) => Err(Error::GetConsumer {
+            name: shown,
+            source,
+        }),
     }
 }
 
@@ -321,10 +651,15 @@ fn error_policy(obj: Arc<DynamicObject>, err: &Error, ctx: Arc<ResourceSyncer>) 
 async fn reconcile(consumer: Arc<DynamicObject>, ctx: Arc<ResourceSyncer>) -> Result<Action> {
     let started = std::time::Instant::now();
     let name = consumer.name_any();
-    let Some(consumer_ns) = consumer.namespace() else {
-        return Err(Error::ClusterScoped { name });
+    let consumer_ns = consumer.namespace();
+    let ckey = ConsumerKey {
+        namespace: consumer_ns.clone(),
+        name: name.clone(),
     };
-    let key = format!("{consumer_ns}/{name}");
+    let key = match &consumer_ns {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.clone(),
+    };
     {
         let mut superseded = ctx.superseded.lock().expect("superseded lock");
         match superseded.get(&key) {
@@ -338,43 +673,57 @@ async fn reconcile(consumer: Arc<DynamicObject>, ctx: Arc<ResourceSyncer>) -> Re
             None => {}
         }
     }
-    let provider_ns = ctx
-        .namespaces
-        .read()
-        .expect("namespace map lock")
-        .to_provider(&consumer_ns)
-        .map(str::to_owned);
-    let provider_api = provider_ns
+    let pkey = {
+        let map = ctx.namespaces.read().expect("namespace map lock");
+        ctx.placer.provider_key(&ckey, &map)
+    };
+    let provider_api = pkey
         .as_ref()
-        .map(|ns| Api::<DynamicObject>::namespaced_with(ctx.provider.clone(), ns, &ctx.ar));
-    let provider = match (&provider_api, &provider_ns) {
-        (Some(api), Some(ns)) => api
-            .get_opt(&name)
-            .await
-            .map_err(|source| Error::GetProvider {
-                namespace: ns.clone(),
-                name: name.clone(),
-                source,
-            })?,
+        .map(|k| ctx.provider_api(k.namespace.as_deref()));
+    let provider = match (&provider_api, &pkey) {
+        (Some(api), Some(k)) => {
+            api.get_opt(&k.name)
+                .await
+                .map_err(|source| Error::GetProvider {
+                    namespace: k.namespace.clone().unwrap_or_default(),
+                    name: k.name.clone(),
+                    source,
+                })?
+        }
         _ => None,
     };
-    let target = provider_ns.as_ref().map(|ns| Target {
+    // Never operate on a provider object that is not this consumer's (None isolation, or a
+    // foreign object at the prefixed name).
+    if let (Some(p), Some(k)) = (&provider, &pkey) {
+        let owner = {
+            let map = ctx.namespaces.read().expect("namespace map lock");
+            ctx.placer.consumer_key(&p.metadata, &map)
+        };
+        if owner.as_ref() != Some(&ckey) {
+            return Err(Error::ForeignObject {
+                name: k.name.clone(),
+            });
+        }
+    }
+    let target = pkey.as_ref().map(|k| Target {
         api_version: ctx.ar.api_version.clone(),
         kind: ctx.ar.kind.clone(),
-        name: name.clone(),
-        namespace: Some(ns.clone()),
-        annotations: BTreeMap::new(),
+        name: k.name.clone(),
+        namespace: k.namespace.clone(),
+        annotations: ctx.placer.annotations(),
+        owner_references: ctx.placer.owner_references(),
     });
-    let consumer_api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.consumer.clone(), &consumer_ns, &ctx.ar);
+    let consumer_api = ctx.consumer_api(consumer_ns.as_deref());
     match spec::plan(&consumer, provider.as_ref(), target.as_ref()) {
         Plan::NamespacePending => {
-            ensure_mapping(&ctx, &consumer_ns).await?;
+            if let Some(ns) = &consumer_ns {
+                ensure_mapping(&ctx, ns).await?;
+            }
             Ok(Action::requeue(Duration::from_secs(1)))
         }
         Plan::WaitForProviderDeletion => Ok(Action::requeue(Duration::from_secs(1))),
         Plan::Act(actions) => {
-            let (Some(provider_api), Some(provider_ns)) = (provider_api, provider_ns) else {
+            let (Some(provider_api), Some(pkey)) = (provider_api, pkey) else {
                 // Deleting a consumer object whose namespace was never mapped: only the
                 // finalizer may need to go.
                 for action in actions {
@@ -384,6 +733,7 @@ async fn reconcile(consumer: Arc<DynamicObject>, ctx: Arc<ResourceSyncer>) -> Re
                 }
                 return Ok(Action::await_change());
             };
+            let provider_ns = pkey.namespace.clone().unwrap_or_default();
             for action in actions {
                 // (Not after removing the finalizer: the object is then gone, and its entry would
                 // never be cleared.)
@@ -403,6 +753,7 @@ async fn reconcile(consumer: Arc<DynamicObject>, ctx: Arc<ResourceSyncer>) -> Re
                     &consumer_api,
                     &provider_api,
                     &provider_ns,
+                    &pkey.name,
                     &ctx.ar,
                 )
                 .await?;
@@ -427,6 +778,7 @@ async fn execute(
     consumer_api: &Api<DynamicObject>,
     provider_api: &Api<DynamicObject>,
     provider_ns: &str,
+    provider_name: &str,
     ar: &ApiResource,
 ) -> Result<()> {
     let name = consumer.name_any();
@@ -435,7 +787,7 @@ async fn execute(
         spec::Action::RemoveFinalizer => set_finalizer(consumer_api, consumer, false).await,
         spec::Action::ApplyProvider(intent) => provider_api
             .patch(
-                &name,
+                provider_name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(&intent),
             )
@@ -443,18 +795,18 @@ async fn execute(
             .map(drop)
             .map_err(|source| Error::ApplyProvider {
                 namespace: provider_ns.to_owned(),
-                name,
+                name: provider_name.to_owned(),
                 source,
             }),
         spec::Action::DeleteProvider => match provider_api
-            .delete(&name, &DeleteParams::background())
+            .delete(provider_name, &DeleteParams::background())
             .await
         {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(source) => Err(Error::DeleteProvider {
                 namespace: provider_ns.to_owned(),
-                name,
+                name: provider_name.to_owned(),
                 source,
             }),
         },
@@ -520,13 +872,13 @@ async fn set_finalizer(api: &Api<DynamicObject>, obj: &DynamicObject, present: b
 
 async fn ensure_mapping(ctx: &ResourceSyncer, consumer_ns: &str) -> Result<()> {
     let api: Api<APIServiceNamespace> =
-        Api::namespaced(ctx.provider.clone(), &ctx.cluster_namespace);
+        Api::namespaced(ctx.provider.clone(), &ctx.placer.cluster_ns);
     let mapping = APIServiceNamespace::new(consumer_ns, APIServiceNamespaceSpec {});
     match api.create(&PostParams::default(), &mapping).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
         Err(source) => Err(Error::CreateNamespaceMapping {
-            cluster_namespace: ctx.cluster_namespace.clone(),
+            cluster_namespace: ctx.placer.cluster_ns.clone(),
             name: consumer_ns.to_owned(),
             source,
         }),

@@ -236,6 +236,35 @@ impl Space {
         .unwrap()
     }
 
+    /// Installs `provider_crd` on the provider and exports `exported` (e.g. a cluster-scoped view
+    /// of a namespaced provider CRD, for `Namespaced` isolation).
+    pub async fn export_as(
+        &self,
+        provider_crd: &CustomResourceDefinition,
+        exported: &CustomResourceDefinition,
+        isolation: Option<ClusterScopedIsolation>,
+    ) -> APIServiceExport {
+        install_crd(&self.provider, provider_crd).await.unwrap();
+        let spec = klutch_sdk::api::convert::export_spec_from_crd(
+            exported,
+            vec![],
+            Scope::Cluster,
+            isolation,
+        )
+        .unwrap();
+        let name = exported.metadata.name.clone().unwrap();
+        let mut body = serde_json::to_value(APIServiceExport::new(&name, spec)).unwrap();
+        body["metadata"]["namespace"] = json!(self.cluster_ns);
+        Api::<APIServiceExport>::namespaced(self.provider.clone(), &self.cluster_ns)
+            .patch(
+                &name,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .unwrap()
+    }
+
     /// The provider namespace objects of consumer namespace `ns` land in.
     pub fn service_ns(&self, ns: &str) -> String {
         service_namespace(&self.cluster_ns, ns)
@@ -251,8 +280,17 @@ pub async fn bind(
     claims: Vec<AcceptablePermissionClaim>,
 ) {
     create_namespace(consumer, "klutch-bind").await;
+    // Like kubectl bind: reuse the Secret for the same provider namespace (the konnector keeps
+    // it rotated).
     let secret = format!("kubeconfig-{}", space.cluster_ns);
-    put_secret(consumer, "klutch-bind", &secret, &space.kubeconfig).await;
+    if Api::<Secret>::namespaced(consumer.clone(), "klutch-bind")
+        .get_opt(&secret)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        put_secret(consumer, "klutch-bind", &secret, &space.kubeconfig).await;
+    }
     let binding = APIServiceBinding::new(
         name,
         APIServiceBindingSpec {
