@@ -5,8 +5,18 @@
 //! into Open Service Broker ([`klutch_osb`]) and a9s Backup Manager ([`klutch_a9s`]) calls.
 //!
 //! * [`api`]: the resource types and their CRDs.
-//! * [`manifests`]: the Crossplane package and Deployment/RBAC manifests.
+//! * [`managed`]: reusable Crossplane managed-resource machinery (conditions, policies,
+//!   external-name, finalizers, connection Secrets, ProviderConfigUsage, the reconciler).
+//! * [`config`]: ProviderConfigs: credentials and cached clients.
+//! * [`controllers`]: the kind-specific logic.
+//! * [`run`]: starts every controller.
+//! * [`metrics`], [`manifests`]: `/metrics`, the Crossplane package and install manifests.
 pub mod api;
+pub mod config;
+pub mod controllers;
+pub mod managed;
 pub mod manifests;
+pub mod metrics;
+pub mod run;
 
 pub use manifests::{ManifestOptions, manifests, package_files};
