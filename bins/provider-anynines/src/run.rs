@@ -6,8 +6,10 @@ use std::sync::Arc;
 use futures::FutureExt as _;
 use tokio::sync::watch;
 
-use crate::api::ServiceInstance;
-use crate::controllers::InstanceController;
+use crate::api::{Backup, Restore, ServiceBinding, ServiceInstance};
+use crate::controllers::{
+    BackupController, BindingController, InstanceController, RestoreController,
+};
 use crate::managed::reconciler::{self, Options, Shared};
 use crate::metrics::Metrics;
 
@@ -37,9 +39,10 @@ pub async fn controllers(
     tokio::spawn(shutdown.map(move |_| {
         let _ = tx.send(true);
     }));
-    tokio::join!(reconciler::run::<ServiceInstance, _>(
-        shared.clone(),
-        InstanceController,
-        stop()
-    ),);
+    tokio::join!(
+        reconciler::run::<ServiceInstance, _>(shared.clone(), InstanceController, stop()),
+        reconciler::run::<ServiceBinding, _>(shared.clone(), BindingController, stop()),
+        reconciler::run::<Backup, _>(shared.clone(), BackupController, stop()),
+        reconciler::run::<Restore, _>(shared.clone(), RestoreController, stop()),
+    );
 }
