@@ -12,8 +12,8 @@ use klutch_osb::testing::Route;
 use kube::ResourceExt as _;
 use kube::api::{Api, Patch, PatchParams};
 use provider_anynines::api::{
-    ProviderConfigUsage, Reference, ResourceSpec, ServiceInstance, ServiceInstanceParameters,
-    ServiceInstanceSpec,
+    DeletionPolicy, ManagementAction, ProviderConfigUsage, Reference, ResourceSpec,
+    ServiceInstance, ServiceInstanceParameters, ServiceInstanceSpec,
 };
 use provider_anynines::managed::meta;
 
@@ -162,4 +162,382 @@ fn conditions_ok(o: &ServiceInstance) -> bool {
     use provider_anynines::managed::Managed;
     use provider_anynines::managed::conditions::is_true;
     is_true(o.conditions(), "Ready") && is_true(o.conditions(), "Synced")
+}
+
+async fn wait_synced_message(w: &World, name: &str, want: &str) -> ServiceInstance {
+    w.wait::<ServiceInstance>(name, &format!("Synced=False {want:?}"), |o| {
+        o.and_then(|o| {
+            provider_anynines::managed::conditions::get(
+                provider_anynines::managed::Managed::conditions(o),
+                "Synced",
+            )
+            .cloned()
+        })
+        .is_some_and(|c| {
+            c.status == "False" && c.message.as_deref().is_some_and(|m| m.contains(want))
+        })
+    })
+    .await
+    .expect("exists")
+}
+
+/// Waits for a Warning Event about `name` whose note contains `want` (Events outlive the
+/// transient conditions they were written with).
+async fn wait_event(w: &World, name: &str, want: &str) {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(w.client.clone());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let evs = events.list(&Default::default()).await.unwrap();
+        if evs.items.iter().any(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                && e.note.as_deref().is_some_and(|n| n.contains(want))
+                && e.type_.as_deref() == Some("Warning")
+        }) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Warning Event {want:?} for {name}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn restart_mid_provision_and_lost_answers_never_provision_twice() {
+    let w = World::new("si-restart").await;
+    let broker =
+        klutch_a9s::testing::FakeA9sBroker::start(klutch_a9s::testing::FakeA9sBrokerConfig {
+            osb: klutch_osb::testing::FakeBrokerConfig {
+                mode: klutch_osb::testing::Mode::Async {
+                    duration: std::time::Duration::from_secs(4),
+                    retry_after: Some(1),
+                },
+                ..Default::default()
+            },
+            kind: DataServiceKind::Postgresql,
+            page_size: 50,
+        })
+        .await
+        .unwrap();
+    let pc = w.broker_config(&broker).await;
+
+    // A provider crash while the provision runs.
+    let provider = w.start(w.options());
+    let a = w.name("a");
+    w.create(&instance(&w, &a, &pc, "small")).await;
+    let si = w
+        .wait::<ServiceInstance>(&a, "pending provision", |o| {
+            o.and_then(|o| o.status.as_ref()?.pending_operation_type.clone())
+                .as_deref()
+                == Some("provision")
+        })
+        .await
+        .unwrap();
+    assert_eq!(condition(&si, "Ready").reason, "Creating");
+    provider.kill().await;
+    let provider = w.start(w.options());
+    let si = w
+        .wait_condition::<ServiceInstance>(&a, "Ready", "True", Some("Available"))
+        .await;
+    assert_eq!(
+        broker.osb().count(Route::Provision),
+        1,
+        "no second PUT after the restart"
+    );
+    let id = instance_id(&si);
+
+    // The answer to the PUT is lost (the broker is slower than the client's timeout): the
+    // next reconcile finds the instance by its saved id and adopts it.
+    let b = w.name("b");
+    broker.osb().inject(
+        Some(Route::Provision),
+        klutch_osb::testing::FaultAction::Delay(std::time::Duration::from_secs(3)),
+        Some(1),
+    );
+    w.create(&instance(&w, &b, &pc, "small")).await;
+    wait_event(&w, &b, "did not answer within the timeout").await;
+    let sib = w
+        .wait_condition::<ServiceInstance>(&b, "Ready", "True", Some("Available"))
+        .await;
+    let idb = instance_id(&sib);
+    let puts: Vec<_> = broker
+        .osb()
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == Route::Provision && r.path.ends_with(&idb))
+        .collect();
+    assert!(!puts.is_empty());
+    let records = broker.client().unwrap().list_instances().await.unwrap();
+    let mine: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            r.guid_at_tenant.as_deref() == Some(idb.as_str())
+                || r.guid_at_tenant.as_deref() == Some(id.as_str())
+        })
+        .collect();
+    assert_eq!(
+        mine.len(),
+        2,
+        "exactly one broker instance per ServiceInstance: {records:?}"
+    );
+    assert_eq!(records.len(), 2, "no stray instances");
+
+    w.delete::<ServiceInstance>(&a).await;
+    w.delete::<ServiceInstance>(&b).await;
+    w.wait_gone::<ServiceInstance>(&a).await;
+    w.wait_gone::<ServiceInstance>(&b).await;
+    assert_eq!(
+        broker.instance_state(&id).as_deref(),
+        Some("deleted"),
+        "no orphan"
+    );
+    assert_eq!(
+        broker.instance_state(&idb).as_deref(),
+        Some("deleted"),
+        "no orphan"
+    );
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn broker_faults_become_conditions_and_heal() {
+    let w = World::new("si-faults").await;
+    let broker = async_broker(DataServiceKind::Postgresql).await;
+    let pc = w.broker_config(&broker).await;
+    let provider = w.start(w.options());
+    let name = w.name("f");
+    let respond = |status: u16, body: &str| klutch_osb::testing::FaultAction::Respond {
+        status,
+        body: body.into(),
+    };
+
+    // 5xx on provision: a truthful Synced=False, Ready stays Creating, then it heals.
+    broker.osb().inject(
+        Some(Route::Provision),
+        respond(503, r#"{"description":"broker under maintenance"}"#),
+        None,
+    );
+    w.create(&instance(&w, &name, &pc, "small")).await;
+    let si = wait_synced_message(&w, &name, "answered HTTP 503: broker under maintenance").await;
+    assert_eq!(condition(&si, "Ready").reason, "Creating");
+    // 409 and 422 descriptions are shown verbatim.
+    broker.osb().clear_faults();
+    broker.osb().inject(Some(Route::Provision), respond(422, r#"{"error":"LimitExceeded","description":"Service instance limit hit for the service plan"}"#), None);
+    let si =
+        wait_synced_message(&w, &name, "Service instance limit hit for the service plan").await;
+    assert_eq!(
+        condition(&si, "Synced").message.as_deref(),
+        Some("Service instance limit hit for the service plan")
+    );
+    broker.osb().clear_faults();
+    broker.osb().inject(
+        Some(Route::Provision),
+        respond(
+            409,
+            r#"{"description":"instance exists with other attributes"}"#,
+        ),
+        None,
+    );
+    wait_synced_message(&w, &name, "instance exists with other attributes").await;
+    broker.osb().clear_faults();
+    w.wait_condition::<ServiceInstance>(&name, "Ready", "True", Some("Available"))
+        .await;
+    w.wait_condition::<ServiceInstance>(&name, "Synced", "True", None)
+        .await;
+
+    // Malformed JSON from the instance record endpoint.
+    broker.inject(
+        Some(klutch_a9s::testing::A9sRoute::InstanceRecord),
+        klutch_a9s::testing::FaultAction::MalformedJson { status: 200 },
+        None,
+    );
+    wait_synced_message(&w, &name, "sent a malformed answer (HTTP 200)").await;
+    broker.clear_faults();
+    w.wait_condition::<ServiceInstance>(&name, "Synced", "True", None)
+        .await;
+
+    // Events carry the same message.
+    wait_event(&w, &name, "broker under maintenance").await;
+
+    // 410 on deprovision counts as gone; the next Observe still sees the (fake's) live record
+    // and deprovisions again, so nothing is orphaned.
+    broker
+        .osb()
+        .inject(Some(Route::Deprovision), respond(410, "{}"), Some(1));
+    let id = instance_id(
+        &w.wait_condition::<ServiceInstance>(&name, "Ready", "True", None)
+            .await,
+    );
+    w.delete::<ServiceInstance>(&name).await;
+    w.wait_gone::<ServiceInstance>(&name).await;
+    assert_eq!(broker.instance_state(&id).as_deref(), Some("deleted"));
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn orphan_deletion_and_observe_only_import() {
+    let w = World::new("si-policy").await;
+    let broker = async_broker(DataServiceKind::Postgresql).await;
+    let pc = w.broker_config(&broker).await;
+    let provider = w.start(w.options());
+
+    // Orphan: the MR goes, the broker instance stays.
+    let name = w.name("orphan");
+    let mut si = instance(&w, &name, &pc, "small");
+    si.spec.resource.deletion_policy = DeletionPolicy::Orphan;
+    w.create(&si).await;
+    let id = instance_id(
+        &w.wait_condition::<ServiceInstance>(&name, "Ready", "True", Some("Available"))
+            .await,
+    );
+    w.delete::<ServiceInstance>(&name).await;
+    w.wait_gone::<ServiceInstance>(&name).await;
+    assert_eq!(broker.osb().count(Route::Deprovision), 0);
+    assert_eq!(broker.instance_state(&id).as_deref(), Some("provisioned"));
+
+    // Observe-only without an external name: a clear error, nothing provisioned.
+    let lost = w.name("lost");
+    let mut si = instance(&w, &lost, &pc, "small");
+    si.spec.resource.management_policies = vec![ManagementAction::Observe];
+    w.create(&si).await;
+    wait_synced_message(&w, &lost, "external-name required for observe-only").await;
+
+    // Observe-only import of the orphaned instance by its external name.
+    let import = w.name("import");
+    let mut si = instance(&w, &import, &pc, "small");
+    si.spec.resource.management_policies = vec![ManagementAction::Observe];
+    si.metadata.annotations = Some(BTreeMap::from([(
+        meta::EXTERNAL_NAME.to_owned(),
+        id.clone(),
+    )]));
+    w.create(&si).await;
+    let imported = w
+        .wait_condition::<ServiceInstance>(&import, "Ready", "True", Some("Available"))
+        .await;
+    assert_eq!(instance_id(&imported), id);
+    assert_eq!(condition(&imported, "Synced").reason, "ReconcileSuccess");
+
+    // Paused: nothing happens, and the condition says so.
+    let api: Api<ServiceInstance> = Api::all(w.client.clone());
+    api.patch(
+        &import,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {meta::PAUSED: "true"}}})),
+    )
+    .await
+    .unwrap();
+    w.wait_condition::<ServiceInstance>(&import, "Synced", "False", Some("ReconcilePaused"))
+        .await;
+    api.patch(
+        &import,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {meta::PAUSED: null}}})),
+    )
+    .await
+    .unwrap();
+    w.wait_condition::<ServiceInstance>(&import, "Synced", "True", None)
+        .await;
+
+    w.delete::<ServiceInstance>(&import).await;
+    w.delete::<ServiceInstance>(&lost).await;
+    w.wait_gone::<ServiceInstance>(&import).await;
+    w.wait_gone::<ServiceInstance>(&lost).await;
+    assert_eq!(
+        broker.osb().count(Route::Provision),
+        1,
+        "only the first instance was provisioned"
+    );
+    assert_eq!(
+        broker.osb().count(Route::Deprovision),
+        0,
+        "observe-only never deletes"
+    );
+    assert_eq!(broker.instance_state(&id).as_deref(), Some("provisioned"));
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn broken_provider_configs_give_clear_conditions() {
+    let w = World::new("si-pc").await;
+    let broker = async_broker(DataServiceKind::Postgresql).await;
+    let provider = w.start(w.options());
+
+    // No such ProviderConfig.
+    let name = w.name("nopc");
+    w.create(&instance(&w, &name, "does-not-exist", "small"))
+        .await;
+    let si = wait_synced_message(
+        &w,
+        &name,
+        "cannot get ProviderConfig \"does-not-exist\": not found",
+    )
+    .await;
+    assert!(condition(&si, "Synced").reason == "ReconcileError");
+    w.delete::<ServiceInstance>(&name).await;
+    w.wait_gone::<ServiceInstance>(&name).await;
+
+    // A ProviderConfig whose Secret is missing.
+    let pc = w.name("missing");
+    let creds = w.credentials("will-be-deleted", "admin", "secret").await;
+    w.provider_config(
+        &pc,
+        &broker.url(),
+        provider_anynines::api::ServiceType::Servicebroker,
+        creds,
+    )
+    .await;
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(w.client.clone(), &w.ns)
+        .delete("will-be-deleted", &Default::default())
+        .await
+        .unwrap();
+    let name = w.name("missing-secret");
+    w.create(&instance(&w, &name, &pc, "small")).await;
+    wait_synced_message(
+        &w,
+        &name,
+        &format!(
+            "Extracting credentials: cannot get secret {}/will-be-deleted: not found",
+            w.ns
+        ),
+    )
+    .await;
+
+    // The Secret appears with a wrong password: the broker's 401 is named as such.
+    w.credentials("will-be-deleted", "admin", "wrong").await;
+    let si = wait_synced_message(
+        &w,
+        &name,
+        "rejected the credentials of the ProviderConfig (HTTP 401)",
+    )
+    .await;
+    assert!(
+        !condition(&si, "Synced").message.unwrap().contains("wrong"),
+        "no secret in messages"
+    );
+    // Fixed credentials: the cached client is replaced and provisioning proceeds.
+    w.credentials("will-be-deleted", "admin", "secret").await;
+    w.wait_condition::<ServiceInstance>(&name, "Ready", "True", Some("Available"))
+        .await;
+
+    // A Backup Manager config used for an instance.
+    let bm = backup_manager().await;
+    let bm_pc = w.backup_config(&bm).await;
+    let wrong = w.name("wrongtype");
+    w.create(&instance(&w, &wrong, &bm_pc, "small")).await;
+    wait_synced_message(&w, &wrong, "has serviceType backupmanager, but a ServiceInstance needs a ProviderConfig with serviceType servicebroker").await;
+
+    // An unknown plan.
+    let plan = w.name("plan");
+    let ok_pc = w.broker_config(&broker).await;
+    w.create(&instance(&w, &plan, &ok_pc, "gigantic")).await;
+    wait_synced_message(&w, &plan, "no entry for the plan name \"gigantic\"").await;
+
+    for n in [&name, &wrong, &plan] {
+        w.delete::<ServiceInstance>(n).await;
+    }
+    for n in [&name, &wrong, &plan] {
+        w.wait_gone::<ServiceInstance>(n).await;
+    }
+    provider.stop().await;
 }
