@@ -10,13 +10,16 @@
 //! * [`config`]: ProviderConfigs: credentials and cached clients.
 //! * [`controllers`]: the kind-specific logic.
 //! * [`run`]: starts every controller.
-//! * [`metrics`], [`manifests`]: `/metrics`, the Crossplane package and install manifests.
+//! * [`metrics`], [`serve`], [`manifests`]: `/metrics`, probes, the Crossplane package and
+//!   install manifests; [`cli`]: the flags.
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod controllers;
 pub mod managed;
 pub mod manifests;
 pub mod metrics;
 pub mod run;
+pub mod serve;
 
 pub use manifests::{ManifestOptions, manifests, package_files};

@@ -541,3 +541,90 @@ async fn broken_provider_configs_give_clear_conditions() {
     }
     provider.stop().await;
 }
+
+/// Kills the child process when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_binary_elects_a_leader_serves_probes_and_metrics_and_reconciles() {
+    let w = World::new("si-bin").await;
+    let broker = async_broker(DataServiceKind::Postgresql).await;
+    let pc = w.broker_config(&broker).await;
+    let env = env().await;
+    let health = klutch_sdk::testenv::free_port().unwrap();
+    let metrics = klutch_sdk::testenv::free_port().unwrap();
+    let _child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_provider-anynines"))
+            .args([
+                "--leader-election",
+                "--namespace",
+                &w.ns,
+                "--poll",
+                "3s",
+                "--health-probe-bind-address",
+                &format!("127.0.0.1:{health}"),
+                "--metrics-bind-address",
+                &format!("127.0.0.1:{metrics}"),
+                "--watch-label-selector",
+                &format!("{RUN_LABEL}={}", w.run),
+            ])
+            .env("KUBECONFIG", env["provider"].kubeconfig_path())
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start the binary"),
+    );
+    let name = w.name("bin");
+    w.create(&instance(&w, &name, &pc, "small")).await;
+    w.wait_condition::<ServiceInstance>(&name, "Ready", "True", Some("Available"))
+        .await;
+
+    let lease =
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(w.client.clone(), &w.ns)
+            .get("crossplane-leader-election-provider-anynines")
+            .await
+            .expect("the Lease exists");
+    assert!(lease.spec.unwrap().holder_identity.is_some());
+
+    let http = reqwest::Client::new();
+    let ok = http
+        .get(format!("http://127.0.0.1:{health}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "ok");
+    let backends: serde_json::Value = http
+        .get(format!("http://127.0.0.1:{health}/backend-health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(backends[&pc], "ok");
+    let text = http
+        .get(format!("http://127.0.0.1:{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for metric in [
+        "provider_anynines_reconcile_duration_seconds_count{controller=\"serviceinstance\"}",
+        "provider_anynines_external_requests_total{endpoint=\"servicebroker\",operation=\"provision\",outcome=\"ok\"}",
+    ] {
+        assert!(text.contains(metric), "{metric} missing:\n{text}");
+    }
+
+    w.delete::<ServiceInstance>(&name).await;
+    w.wait_gone::<ServiceInstance>(&name).await;
+}
