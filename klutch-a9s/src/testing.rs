@@ -767,6 +767,8 @@ struct A9sInstanceRecord {
     provisioned_at: Option<String>,
     deleted_at: Option<String>,
     bindings: Vec<(i64, String)>,
+    /// The plan of an asynchronous update, applied when it succeeds.
+    pending_plan: Option<String>,
 }
 
 impl A9sInstanceRecord {
@@ -950,6 +952,7 @@ impl A9sState {
             provisioned_at: None,
             deleted_at: None,
             bindings: Vec::new(),
+            pending_plan: None,
         });
         if let Some(r) = self.records.last_mut() {
             r.set_state(state);
@@ -1102,6 +1105,15 @@ async fn refresh(state: &Arc<Mutex<A9sState>>, guid: &str) {
 fn observe_last_operation(st: &mut A9sState, guid: &str, status: u16, body: &Value) {
     let Some(r) = st.live(guid) else { return };
     let s = body.get("state").and_then(Value::as_str);
+    if r.pending_plan.is_some() && status == 200 && matches!(s, Some("succeeded" | "failed")) {
+        let plan = r.pending_plan.take();
+        if s == Some("succeeded")
+            && let Some(p) = plan
+        {
+            r.plan_id = p;
+            r.updated_at = now_string();
+        }
+    }
     match (r.state, status, s) {
         ("deploying", 200, Some("succeeded")) => r.set_state("provisioned"),
         ("deploying", 200, Some("failed")) => r.set_state("failed"),
@@ -1194,15 +1206,19 @@ async fn forward(
                     }
                 }
             }
-            ("PATCH", ["v2", "service_instances", id]) if status == 200 => {
+            ("PATCH", ["v2", "service_instances", id]) if matches!(status, 200 | 202) => {
                 let plan = json_body
                     .as_ref()
                     .and_then(|b| b.get("plan_id"))
                     .and_then(Value::as_str)
                     .map(str::to_owned);
                 if let (Some(r), Some(p)) = (st.live(id), plan) {
-                    r.plan_id = p;
-                    r.updated_at = now_string();
+                    if status == 202 {
+                        r.pending_plan = Some(p);
+                    } else {
+                        r.plan_id = p;
+                        r.updated_at = now_string();
+                    }
                 }
             }
             ("GET", ["v2", "service_instances", id, "last_operation"]) => {

@@ -542,3 +542,56 @@ async fn a9s_list_paging_and_faults() {
         Some(401)
     );
 }
+
+#[tokio::test]
+async fn async_update_changes_the_record_plan_when_done_and_merges_parameters() {
+    let fake = a9s_fake(
+        DataServiceKind::Postgresql,
+        Mode::Async {
+            duration: Duration::from_millis(50),
+            retry_after: None,
+        },
+    )
+    .await;
+    let broker = fake.client().unwrap();
+    let opts = CallOptions::new().asynchronous();
+    let req = ProvisionRequest::new("fake-db-id", "small-id")
+        .guids("org-1", "space-1")
+        .parameter("a", 1)
+        .parameter("b", 2);
+    broker.osb().provision("i-u", &req, &opts).await.unwrap();
+    let wait_done = || async {
+        for _ in 0..500 {
+            let lo = broker
+                .last_operation("i-u", "fake-db-id", "small-id", None)
+                .await
+                .unwrap();
+            if lo.last_operation.state != OperationState::InProgress {
+                return lo.last_operation.state;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        OperationState::InProgress
+    };
+    assert_eq!(wait_done().await, OperationState::Succeeded);
+    let update = klutch_osb::UpdateRequest::new("fake-db-id")
+        .plan("large-id")
+        .parameter("b", serde_json::Value::Null)
+        .parameter("c", 3);
+    broker.osb().update("i-u", &update, &opts).await.unwrap();
+    // While the update runs the record keeps the old plan; afterwards it has the new one.
+    assert_eq!(
+        broker.instance("i-u").await.unwrap().plan_guid.as_deref(),
+        Some("small-id")
+    );
+    assert_eq!(wait_done().await, OperationState::Succeeded);
+    assert_eq!(
+        broker.instance("i-u").await.unwrap().plan_guid.as_deref(),
+        Some("large-id")
+    );
+    assert_eq!(
+        broker.fetch_instance("i-u").await.unwrap().parameters,
+        Some(serde_json::json!({"a": 1, "c": 3})),
+        "update parameters are merged; null removes a key"
+    );
+}

@@ -697,7 +697,19 @@ impl BrokerState {
             return err(404, None, "instance not found");
         };
         if let Some(p) = body.get("parameters") {
-            inst.parameters = Some(p.clone());
+            // Brokers merge update parameters into the instance's; `null` removes a key.
+            match (inst.parameters.as_mut(), p) {
+                (Some(Value::Object(cur)), Value::Object(changes)) => {
+                    for (k, v) in changes {
+                        if v.is_null() {
+                            cur.remove(k);
+                        } else {
+                            cur.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                _ => inst.parameters = Some(p.clone()),
+            }
         }
         match op {
             Some(op) => {

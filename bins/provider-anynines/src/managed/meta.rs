@@ -1,0 +1,72 @@
+//! Well-known labels, annotations and finalizers (Crossplane's and Klutch v1.5's), verbatim.
+
+use std::collections::BTreeMap;
+
+/// The external resource's id.
+pub const EXTERNAL_NAME: &str = "crossplane.io/external-name";
+/// Set (RFC 3339) right before a Create call.
+pub const EXTERNAL_CREATE_PENDING: &str = "crossplane.io/external-create-pending";
+/// Set (RFC 3339) after a successful Create call.
+pub const EXTERNAL_CREATE_SUCCEEDED: &str = "crossplane.io/external-create-succeeded";
+/// Set (RFC 3339) after a failed Create call.
+pub const EXTERNAL_CREATE_FAILED: &str = "crossplane.io/external-create-failed";
+/// `"true"` pauses reconciliation.
+pub const PAUSED: &str = "crossplane.io/paused";
+/// The finalizer on managed resources.
+pub const FINALIZER: &str = "finalizer.managedresource.crossplane.io";
+/// The finalizer on ProviderConfigs that are in use.
+pub const IN_USE_FINALIZER: &str = "in-use.crossplane.io";
+/// Label on ProviderConfigUsages: the ProviderConfig's name.
+pub const PROVIDER_CONFIG_LABEL: &str = "crossplane.io/provider-config";
+/// Label set by compositions: the claim's name.
+pub const CLAIM_NAME_LABEL: &str = "crossplane.io/claim-name";
+/// Label set by compositions: the claim's namespace.
+pub const CLAIM_NAMESPACE_LABEL: &str = "crossplane.io/claim-namespace";
+/// Label on ServiceBindings: the data service kind (credential parser choice).
+pub const INSTANCE_TYPE_LABEL: &str = "klutch.io/instance-type";
+/// `"true"` once a bind succeeded.
+pub const BINDING_CREATED: &str = "anynines.crossplane.io/servicebinding-created";
+/// The backup id (kept for compatibility; the external name is primary).
+pub const BACKUP_ID: &str = "anynines.crossplane.io/backup-id";
+/// The restore id (kept for compatibility; the external name is primary).
+pub const RESTORE_ID: &str = "anynines.crossplane.io/restore-id";
+/// The Secret type of connection secrets.
+pub const CONNECTION_SECRET_TYPE: &str = "connection.crossplane.io/v1alpha1";
+/// The server-side-apply field manager of every write.
+pub const FIELD_MANAGER: &str = "provider-anynines";
+
+/// The annotations the reconciler writes (and therefore applies on every metadata write).
+pub const OWNED_ANNOTATIONS: [&str; 7] = [
+    EXTERNAL_NAME,
+    EXTERNAL_CREATE_PENDING,
+    EXTERNAL_CREATE_SUCCEEDED,
+    EXTERNAL_CREATE_FAILED,
+    BINDING_CREATED,
+    BACKUP_ID,
+    RESTORE_ID,
+];
+
+/// An annotation's value, if set and not empty.
+pub fn annotation<'a>(
+    annotations: &'a Option<BTreeMap<String, String>>,
+    key: &str,
+) -> Option<&'a str> {
+    annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+/// A label's value, if set and not empty.
+pub fn label<'a>(labels: &'a Option<BTreeMap<String, String>>, key: &str) -> Option<&'a str> {
+    annotation(labels, key)
+}
+
+/// Now as an RFC 3339 string with whole seconds (as crossplane-runtime writes).
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
+}
