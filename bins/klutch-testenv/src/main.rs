@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod demo;
+
 use clap::{Parser, Subcommand};
 use klutch_sdk::testenv::{Binaries, DexConfig, TestEnv};
 use serde_json::json;
@@ -28,14 +30,19 @@ The binaries come from testbins/build.sh (built from pinned Go modules) or from 
 Every cluster has its own etcd prefix, certificates and credentials, so they are as isolated as \
 clusters on different machines. Ctrl-C (or SIGTERM) stops everything and removes the run directory.
 
-Example:
+Examples:
   klutch-testenv up --cluster control-plane --cluster app
-  kubectl --kubeconfig <printed path> get namespaces";
+  kubectl --kubeconfig <printed path> get namespaces
+  klutch-testenv demo      # the whole Klutch flow: bind an API, sync an object both ways";
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start clusters, print how to reach them, and run until Ctrl-C or SIGTERM.
     Up(Up),
+    /// Run the whole Klutch flow, narrated: a control plane offers PostgresqlInstance through the
+    /// reference backend (OIDC login at Dex), `kubectl bind` binds it into an app cluster, and
+    /// the konnector syncs an instance up and its status down. Then run until Ctrl-C.
+    Demo(demo::Demo),
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,23 +85,25 @@ struct Up {
 async fn main() -> ExitCode {
     klutch_sdk::tls::install_crypto_provider();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Up(up) => match run_up(up).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("klutch-testenv: {e}");
-                let mut source = std::error::Error::source(&*e);
-                while let Some(s) = source {
-                    eprintln!("  caused by: {s}");
-                    source = s.source();
-                }
-                ExitCode::FAILURE
+    let result = match cli.command {
+        Command::Up(up) => run_up(up).await,
+        Command::Demo(d) => demo::run(d).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("klutch-testenv: {e}");
+            let mut source = std::error::Error::source(&*e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
             }
-        },
+            ExitCode::FAILURE
+        }
     }
 }
 
-async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error>> {
+async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Handlers first: a SIGTERM or Ctrl-C that arrives while the clusters start (or right after
     // "Press Ctrl-C" is printed) must stop them gracefully, not kill this process outright.
     use tokio::signal::unix::{SignalKind, signal};

@@ -166,3 +166,30 @@ fn tempfile_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The README's main job (`scripts/demo` runs `klutch-testenv demo`): the whole flow completes
+/// and says so, and nothing it started survives it.
+#[test]
+fn demo_runs_the_whole_flow() {
+    let out = Command::new(env!("CARGO_BIN_EXE_klutch-testenv"))
+        .args(["demo", "--exit-after", "0"])
+        .output()
+        .expect("run klutch-testenv demo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed:\n{stderr}\n{stdout}");
+    for line in [
+        "🔑 Successfully authenticated",
+        "✅ Created APIServiceBinding postgresqlinstances.anynines.com",
+        "/orders appeared (the tenant's service namespace)",
+        "app: shop/orders has status.managed.state = succeeded",
+        "✔ The whole flow ran in",
+        "klutch-testenv: stopped",
+    ] {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+    assert!(
+        stdout.contains("postgresqlinstances.anynines.com"),
+        "the binding table:\n{stdout}"
+    );
+}
