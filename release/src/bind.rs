@@ -102,13 +102,98 @@ fn provider_owned_claim(resource: &str) -> PermissionClaim {
     .expect("a fixed claim is valid")
 }
 
-// TEMPORARY until the example-backend manifests land (branch `backend`).
-fn backend_install(_opts: &Options) -> Result<Vec<Value>> {
-    Ok(Vec::new())
+/// Name of the ConfigMap the backend reads its non-secret settings from (filled by `configure`).
+pub const BACKEND_CONFIG: &str = "example-backend-config";
+
+/// The backend's settings that `configure` fills from `${VARS}`: (environment variable the
+/// backend reads, placeholder). Secrets go into the Secret `example-backend`, the rest into
+/// [`BACKEND_CONFIG`].
+pub const BACKEND_SETTINGS: [(&str, &str); 6] = [
+    ("OIDC_ISSUER_URL", "BACKEND_OIDC_ISSUER_URL"),
+    ("OIDC_CLIENT_ID", "BACKEND_OIDC_CLIENT_ID"),
+    ("OIDC_CALLBACK_URL", "BACKEND_OIDC_CALLBACK_URL"),
+    ("EXTERNAL_ADDRESS", "BACKEND_EXTERNAL_ADDRESS"),
+    ("PRETTY_NAME", "BACKEND_PRETTY_NAME"),
+    ("CONSUMER_SCOPE", "BACKEND_CONSUMER_SCOPE"),
+];
+
+/// The backend's manifests as `example_backend::manifests` renders them for this release, with
+/// every setting read from the environment (`$(VAR)` is expanded by the kubelet from the
+/// container's environment, which the ConfigMap and Secret of `configure` provide).
+fn backend_manifests(opts: &Options) -> Vec<Value> {
+    let from_env = |var: &str| format!("$({var})");
+    let mut objects = example_backend::manifests(&example_backend::ManifestOptions {
+        namespace: BACKEND_NAMESPACE.into(),
+        image: opts.image("example-backend"),
+        replicas: 2,
+        oidc_issuer_url: from_env("OIDC_ISSUER_URL"),
+        oidc_client_id: from_env("OIDC_CLIENT_ID"),
+        backend_url: from_env("BACKEND_URL"),
+        external_address: from_env("EXTERNAL_ADDRESS"),
+        pretty_name: from_env("PRETTY_NAME"),
+    });
+    for object in &mut objects {
+        if object["kind"] != "Deployment" {
+            continue;
+        }
+        let Some(containers) = object["spec"]["template"]["spec"]["containers"].as_array_mut()
+        else {
+            continue;
+        };
+        for container in containers {
+            // The settings come from the environment only: drop the flags that would shadow it.
+            if let Some(args) = container["args"].as_array_mut() {
+                args.retain(|a| {
+                    let a = a.as_str().unwrap_or_default();
+                    !a.contains("$(")
+                });
+            }
+            if let Some(env_from) = container["envFrom"].as_array_mut() {
+                env_from.insert(0, json!({ "configMapRef": { "name": BACKEND_CONFIG } }));
+            }
+        }
+    }
+    objects
 }
-fn backend_update(_opts: &Options) -> Result<Vec<Value>> {
-    Ok(Vec::new())
+
+fn is_secret(object: &Value) -> bool {
+    object["kind"] == "Secret"
 }
-fn backend_configure(_opts: &Options) -> Result<Vec<Value>> {
-    Ok(Vec::new())
+
+fn backend_install(opts: &Options) -> Result<Vec<Value>> {
+    // Everything but the Secret, whose values are local (it is part of `configure`).
+    Ok(backend_manifests(opts)
+        .into_iter()
+        .filter(|o| !is_secret(o) && o["kind"] != "Namespace")
+        .collect())
+}
+
+fn backend_update(opts: &Options) -> Result<Vec<Value>> {
+    Ok(backend_manifests(opts)
+        .into_iter()
+        .filter(|o| o["kind"] == "Deployment")
+        .collect())
+}
+
+fn backend_configure(opts: &Options) -> Result<Vec<Value>> {
+    let data: serde_json::Map<String, Value> = BACKEND_SETTINGS
+        .iter()
+        .map(|(env, var)| ((*env).to_owned(), Value::String(format!("${{{var}}}"))))
+        .collect();
+    let mut out = vec![json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": BACKEND_CONFIG, "namespace": BACKEND_NAMESPACE },
+        "data": data,
+    })];
+    for mut secret in backend_manifests(opts).into_iter().filter(is_secret) {
+        // `${OIDC_CLIENT_SECRET}` and the cookie keys, prefixed like every backend placeholder.
+        if let Some(values) = secret["stringData"].as_object_mut() {
+            for (key, value) in values.iter_mut() {
+                *value = Value::String(format!("${{BACKEND_{key}}}"));
+            }
+        }
+        out.push(secret);
+    }
+    Ok(out)
 }
