@@ -317,15 +317,39 @@ async fn dry_run_prints_the_requests_and_stores_no_secret() {
         ("json", "\"apiVersion\": \"klutch.anynines.com/v1alpha1\""),
         ("yaml", "apiVersion: klutch.anynines.com/v1alpha1"),
     ] {
+        // A display is there; the YAML run opens the browser (the JSON run is told not to).
         let (mut cli_io, out, err) = io("v1.6.0", "");
+        cli_io.display = true;
+        let opened = Arc::new(Mutex::new(Vec::<String>::new()));
+        let record = opened.clone();
+        cli_io.browser = Box::new(move |url| {
+            record.lock().unwrap().push(url.to_string());
+            true
+        });
         let (tx, mut urls) = tokio::sync::mpsc::unbounded_channel();
         cli_io.login_urls = Some(tx);
+        let open_flag = if format == "json" {
+            "--open-browser=false"
+        } else {
+            "--open-browser"
+        };
         let run = tokio::spawn(kubectl_bind::run(
-            args(&f, &format!("{base}/export"), &["--dry-run", "-o", format]),
+            args(
+                &f,
+                &format!("{base}/export"),
+                &["--dry-run", "-o", format, open_flag],
+            ),
             cli_io,
         ));
-        browse(&urls.recv().await.unwrap()).await;
+        let login = urls.recv().await.unwrap();
+        browse(&login).await;
         assert_eq!(run.await.unwrap(), 0, "{}", err.contents());
+        let opened = opened.lock().unwrap().clone();
+        if format == "json" {
+            assert!(opened.is_empty());
+        } else {
+            assert_eq!(opened, [login]);
+        }
         let printed = out.contents();
         assert!(printed.contains(check), "{printed}");
         assert!(printed.contains("mangodbs.mangodb.com"), "{printed}");
