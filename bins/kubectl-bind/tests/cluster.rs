@@ -281,6 +281,15 @@ async fn apiservice_binds_installs_the_konnector_and_reuses_the_secret() {
     );
     assert!(!stderr.contains("Deploying konnector"), "{stderr}");
     assert_eq!(common::kubeconfig_secrets(&f.app).await, secrets);
+    // The first request still exists on the provider, so the second one got a generated name.
+    let mut requests = common::provider_requests(&f).await;
+    requests.sort();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests[0], "mangodbs.mangodb.com");
+    assert!(
+        requests[1].starts_with("mangodbs.mangodb.com-"),
+        "{requests:?}"
+    );
     // Decisions taken before are kept.
     let binding = bindings.get("mangodbs.mangodb.com").await.unwrap();
     assert_eq!(
@@ -770,4 +779,29 @@ async fn waiting_survives_a_provider_apiserver_restart() {
         err.contents()
             .contains("✅ Created APIServiceBinding mangodbs.mangodb.com")
     );
+}
+
+#[tokio::test]
+async fn consent_is_asked_on_the_terminal_and_stored() {
+    let f = fixture("cluster-consent").await;
+    let _backend = backend_controller(f.provider.clone(), &f.cluster_ns, Verdict::Succeed);
+    // "maybe" is asked again; then yes to secrets, no to configmaps.
+    let (mut io1, out, err) = io("v1.6.0", "maybe\nyes\nNO\n");
+    io1.interactive = true;
+    let code = kubectl_bind::run(apiservice_args(&f, &["--skip-konnector"]), io1).await;
+    assert_eq!(code, 0, "{}", err.contents());
+    insta::with_settings!({filters => common::filters()}, {
+        insta::assert_snapshot!("consent_stdout", out.contents());
+    });
+    let binding = Api::<APIServiceBinding>::namespaced(f.app.clone(), "klutch-bind")
+        .get("mangodbs.mangodb.com")
+        .await
+        .unwrap();
+    let states: Vec<ClaimState> = binding
+        .spec
+        .permission_claims
+        .iter()
+        .map(|c| c.state)
+        .collect();
+    assert_eq!(states, [ClaimState::Accepted, ClaimState::Rejected]);
 }
