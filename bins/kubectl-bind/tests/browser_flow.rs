@@ -29,6 +29,8 @@ enum Mode {
     WrongSession,
     /// The identity provider refuses the login.
     IdpError,
+    /// `/device/authorize` answers 501 (the identity provider has no device flow).
+    NoDeviceFlow,
 }
 
 struct Backend {
@@ -158,6 +160,13 @@ async fn device_authorize(
     State(b): State<Shared>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    if b.mode == Mode::NoDeviceFlow {
+        return (
+            StatusCode::NOT_IMPLEMENTED,
+            "this backend has no device flow",
+        )
+            .into_response();
+    }
     let (Some(sid), Some(_cid)) = (form.get("s"), form.get("c")) else {
         return (StatusCode::BAD_REQUEST, "missing s or c").into_response();
     };
@@ -630,4 +639,36 @@ async fn apiservice_takes_the_manifest_from_a_url() {
     let (code, _, err) = run(format!("{base}/missing.yaml")).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("/missing.yaml: HTTP 404"), "{err}");
+}
+
+#[tokio::test]
+async fn a_backend_without_device_support_is_a_clear_error() {
+    let f = fixture("cluster-nodevice").await;
+    let (base, _server) = start_backend(Mode::NoDeviceFlow, f.provider_kubeconfig.clone()).await;
+    let (cli_io, _, err) = io("v1.6.0", "");
+    let code = kubectl_bind::run(
+        args(
+            &f,
+            &format!("{base}/export"),
+            &[
+                "--device",
+                "--resource",
+                "mangodbs.mangodb.com",
+                "--accept-claims=all",
+            ],
+        ),
+        cli_io,
+    )
+    .await;
+    assert_eq!(code, 3, "{}", err.contents());
+    assert!(
+        err.contents()
+            .contains("has no device flow; log in with a browser"),
+        "{}",
+        err.contents()
+    );
+    assert!(
+        !common::consumer_namespace_exists(&f.app).await,
+        "rolled back"
+    );
 }

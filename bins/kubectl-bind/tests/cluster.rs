@@ -280,6 +280,13 @@ async fn apiservice_binds_installs_the_konnector_and_reuses_the_secret() {
         "{stderr}"
     );
     assert!(!stderr.contains("Deploying konnector"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "🔒 Updated secret klutch-bind/{} for host 127.0.0.1, namespace cluster-apiservice",
+            secrets[0]
+        )),
+        "{stderr}"
+    );
     assert_eq!(common::kubeconfig_secrets(&f.app).await, secrets);
     // The first request still exists on the provider, so the second one got a generated name.
     let mut requests = common::provider_requests(&f).await;
