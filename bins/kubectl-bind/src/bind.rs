@@ -205,6 +205,9 @@ pub async fn run(
     undo: &mut Undo,
 ) -> Result<()> {
     let provider = provider::fetch(http, &options.url).await?;
+    if let Some(warning) = &provider.version_warning {
+        io.warn(warning);
+    }
     if options.device_resource.is_some() && provider.device_grant.is_none() {
         return Err(Error::NoLoginMethod {
             url: options.url.clone(),

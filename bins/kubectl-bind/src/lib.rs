@@ -97,7 +97,9 @@ fn settings(common: &CommonFlags) -> Result<Settings> {
 fn http_client(common: &CommonFlags) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("kubectl-bind/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(15));
+        .connect_timeout(std::time::Duration::from_secs(15))
+        // A whole request (the backend may create a binding space during /bind).
+        .timeout(std::time::Duration::from_secs(120));
     if let Some(path) = &common.provider_ca_file {
         let pem = std::fs::read(path).map_err(|source| Error::Io {
             op: format!("read --provider-ca-file {}", path.display()),

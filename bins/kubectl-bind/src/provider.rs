@@ -26,6 +26,8 @@ pub struct Provider {
     pub document: BindingProvider,
     /// The device grant, when the provider offers one.
     pub device_grant: Option<DeviceGrant>,
+    /// A warning about the provider's version, to show before going on.
+    pub version_warning: Option<String>,
 }
 
 /// The oldest provider version this CLI talks to (like Go CLIs ≥ 0.3.0); `v0.0.0` development
@@ -76,10 +78,13 @@ pub fn parse(url: &str, status: u16, content_type: &str, body: &[u8]) -> Result<
             reason: crate::error::one_line(&e),
         },
     })?;
-    check_provider_version(&document.version).map_err(|reason| Error::ProtocolVersion {
-        url: url.into(),
-        reason,
-    })?;
+    // Go CLIs refuse such providers; ours warns, because the protocol itself is checked by
+    // `apiVersion` and klutch's own components may carry low version numbers.
+    let version_warning = check_provider_version(&document.version)
+        .err()
+        .map(|reason| {
+            format!("⚠️ {reason}; Klutch's own kubectl-bind would refuse it, continuing")
+        });
     // The device grant is our extension; read it from the raw document so that the shared wire
     // type stays exactly Klutch's.
     let raw: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
@@ -93,6 +98,7 @@ pub fn parse(url: &str, status: u16, content_type: &str, body: &[u8]) -> Result<
         url: url.into(),
         document,
         device_grant,
+        version_warning,
     })
 }
 
@@ -192,7 +198,9 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, Error::ProtocolVersion { .. }), "{err}");
         let old = GOOD.replace("v1.6.0", "v0.1.0");
-        let err = parse("https://b/export", 200, "application/json", old.as_bytes()).unwrap_err();
-        assert!(matches!(err, Error::ProtocolVersion { .. }), "{err}");
+        let provider = parse("https://b/export", 200, "application/json", old.as_bytes()).unwrap();
+        assert!(provider.version_warning.unwrap().contains("older"));
+        let good = parse("https://b/export", 200, "application/json", GOOD.as_bytes()).unwrap();
+        assert!(good.version_warning.is_none());
     }
 }

@@ -29,6 +29,8 @@ enum Mode {
     WrongSession,
     /// The identity provider refuses the login.
     IdpError,
+    /// `/device/authorize` answers 501 (the identity provider has no device flow).
+    NoDeviceFlow,
 }
 
 struct Backend {
@@ -158,6 +160,13 @@ async fn device_authorize(
     State(b): State<Shared>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    if b.mode == Mode::NoDeviceFlow {
+        return (
+            StatusCode::NOT_IMPLEMENTED,
+            "this backend has no device flow",
+        )
+            .into_response();
+    }
     let (Some(sid), Some(_cid)) = (form.get("s"), form.get("c")) else {
         return (StatusCode::BAD_REQUEST, "missing s or c").into_response();
     };
@@ -317,15 +326,39 @@ async fn dry_run_prints_the_requests_and_stores_no_secret() {
         ("json", "\"apiVersion\": \"klutch.anynines.com/v1alpha1\""),
         ("yaml", "apiVersion: klutch.anynines.com/v1alpha1"),
     ] {
+        // A display is there; the YAML run opens the browser (the JSON run is told not to).
         let (mut cli_io, out, err) = io("v1.6.0", "");
+        cli_io.display = true;
+        let opened = Arc::new(Mutex::new(Vec::<String>::new()));
+        let record = opened.clone();
+        cli_io.browser = Box::new(move |url| {
+            record.lock().unwrap().push(url.to_string());
+            true
+        });
         let (tx, mut urls) = tokio::sync::mpsc::unbounded_channel();
         cli_io.login_urls = Some(tx);
+        let open_flag = if format == "json" {
+            "--open-browser=false"
+        } else {
+            "--open-browser"
+        };
         let run = tokio::spawn(kubectl_bind::run(
-            args(&f, &format!("{base}/export"), &["--dry-run", "-o", format]),
+            args(
+                &f,
+                &format!("{base}/export"),
+                &["--dry-run", "-o", format, open_flag],
+            ),
             cli_io,
         ));
-        browse(&urls.recv().await.unwrap()).await;
+        let login = urls.recv().await.unwrap();
+        browse(&login).await;
         assert_eq!(run.await.unwrap(), 0, "{}", err.contents());
+        let opened = opened.lock().unwrap().clone();
+        if format == "json" {
+            assert!(opened.is_empty());
+        } else {
+            assert_eq!(opened, [login]);
+        }
         let printed = out.contents();
         assert!(printed.contains(check), "{printed}");
         assert!(printed.contains("mangodbs.mangodb.com"), "{printed}");
@@ -606,4 +639,36 @@ async fn apiservice_takes_the_manifest_from_a_url() {
     let (code, _, err) = run(format!("{base}/missing.yaml")).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("/missing.yaml: HTTP 404"), "{err}");
+}
+
+#[tokio::test]
+async fn a_backend_without_device_support_is_a_clear_error() {
+    let f = fixture("cluster-nodevice").await;
+    let (base, _server) = start_backend(Mode::NoDeviceFlow, f.provider_kubeconfig.clone()).await;
+    let (cli_io, _, err) = io("v1.6.0", "");
+    let code = kubectl_bind::run(
+        args(
+            &f,
+            &format!("{base}/export"),
+            &[
+                "--device",
+                "--resource",
+                "mangodbs.mangodb.com",
+                "--accept-claims=all",
+            ],
+        ),
+        cli_io,
+    )
+    .await;
+    assert_eq!(code, 3, "{}", err.contents());
+    assert!(
+        err.contents()
+            .contains("has no device flow; log in with a browser"),
+        "{}",
+        err.contents()
+    );
+    assert!(
+        !common::consumer_namespace_exists(&f.app).await,
+        "rolled back"
+    );
 }

@@ -280,7 +280,23 @@ async fn apiservice_binds_installs_the_konnector_and_reuses_the_secret() {
         "{stderr}"
     );
     assert!(!stderr.contains("Deploying konnector"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "🔒 Updated secret klutch-bind/{} for host 127.0.0.1, namespace cluster-apiservice",
+            secrets[0]
+        )),
+        "{stderr}"
+    );
     assert_eq!(common::kubeconfig_secrets(&f.app).await, secrets);
+    // The first request still exists on the provider, so the second one got a generated name.
+    let mut requests = common::provider_requests(&f).await;
+    requests.sort();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests[0], "mangodbs.mangodb.com");
+    assert!(
+        requests[1].starts_with("mangodbs.mangodb.com-"),
+        "{requests:?}"
+    );
     // Decisions taken before are kept.
     let binding = bindings.get("mangodbs.mangodb.com").await.unwrap();
     assert_eq!(
@@ -758,7 +774,11 @@ async fn waiting_survives_a_provider_apiserver_restart() {
             .is_ok_and(|l| !l.items.is_empty())
     })
     .await;
-    env["provider"].restart().await.unwrap();
+    // Down for several poll intervals, then back on the same port with the same data.
+    env["provider"].stop().await;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert!(!run.is_finished(), "{}", err.contents());
+    env["provider"].start().await.unwrap();
     let provider = env["provider"].client().await.unwrap();
     let _backend = backend_controller(provider, "cluster-r", Verdict::Succeed);
     assert_eq!(run.await.unwrap(), 0, "{}", err.contents());
@@ -766,4 +786,29 @@ async fn waiting_survives_a_provider_apiserver_restart() {
         err.contents()
             .contains("✅ Created APIServiceBinding mangodbs.mangodb.com")
     );
+}
+
+#[tokio::test]
+async fn consent_is_asked_on_the_terminal_and_stored() {
+    let f = fixture("cluster-consent").await;
+    let _backend = backend_controller(f.provider.clone(), &f.cluster_ns, Verdict::Succeed);
+    // "maybe" is asked again; then yes to secrets, no to configmaps.
+    let (mut io1, out, err) = io("v1.6.0", "maybe\nyes\nNO\n");
+    io1.interactive = true;
+    let code = kubectl_bind::run(apiservice_args(&f, &["--skip-konnector"]), io1).await;
+    assert_eq!(code, 0, "{}", err.contents());
+    insta::with_settings!({filters => common::filters()}, {
+        insta::assert_snapshot!("consent_stdout", out.contents());
+    });
+    let binding = Api::<APIServiceBinding>::namespaced(f.app.clone(), "klutch-bind")
+        .get("mangodbs.mangodb.com")
+        .await
+        .unwrap();
+    let states: Vec<ClaimState> = binding
+        .spec
+        .permission_claims
+        .iter()
+        .map(|c| c.state)
+        .collect();
+    assert_eq!(states, [ClaimState::Accepted, ClaimState::Rejected]);
 }

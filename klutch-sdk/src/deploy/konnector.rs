@@ -1,5 +1,6 @@
 //! The konnector's manifests for an app cluster (default mode): namespace `klutch-bind`,
-//! ServiceAccount `konnector`, the base RBAC, and Deployment `konnector`.
+//! ServiceAccount `konnector`, the base RBAC, and Deployment `konnector` (non-root user 65532,
+//! read-only root file system, no capabilities, `RuntimeDefault` seccomp profile).
 //!
 //! Unlike Klutch, whose konnector ClusterRole grants `*/*/*` (spec §7 item 19), the base RBAC
 //! only covers what the konnector needs before any API is bound:
@@ -24,12 +25,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector,
-    PodSpec, PodTemplateSpec, Probe, ServiceAccount,
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace,
+    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecurityContext, ServiceAccount,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{ApiResource, DynamicObject};
@@ -244,6 +247,23 @@ pub fn manifests(options: &KonnectorManifests) -> Vec<Manifest> {
             container_port: HEALTHZ_PORT,
             ..ContainerPort::default()
         }]),
+        // Requests only: memory grows with the number of synced objects, so no limit is set.
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("50m".into())),
+                ("memory".to_string(), Quantity("64Mi".into())),
+            ])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
         readiness_probe: Some(Probe {
             http_get: Some(HTTPGetAction {
                 path: Some("/healthz".into()),
@@ -273,6 +293,15 @@ pub fn manifests(options: &KonnectorManifests) -> Vec<Manifest> {
                 spec: Some(PodSpec {
                     service_account_name: Some(KONNECTOR_NAME.into()),
                     restart_policy: Some("Always".into()),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
                     containers: vec![container],
                     ..PodSpec::default()
                 }),
