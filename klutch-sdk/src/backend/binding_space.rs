@@ -7,7 +7,8 @@
 //! one identity converge: after creating, the space re-lists and keeps the oldest namespace,
 //! deleting its own duplicate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
@@ -148,7 +149,8 @@ pub struct BindingSpace {
 pub struct BindingSpaces {
     client: Client,
     config: BindingSpaceConfig,
-    lock: Mutex<()>,
+    /// One lock per identity: binds of one identity are serialised, others run in parallel.
+    locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for BindingSpaces {
@@ -170,7 +172,7 @@ impl BindingSpaces {
         BindingSpaces {
             client,
             config,
-            lock: Mutex::new(()),
+            locks: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -215,8 +217,14 @@ impl BindingSpaces {
 
     /// Ensures the binding space of `identity` and returns it with its kubeconfig.
     pub async fn ensure(&self, identity: &str) -> Result<BindingSpace> {
-        // One creation at a time per replica; across replicas, `find` after create converges.
-        let _guard = self.lock.lock().await;
+        // One creation at a time per identity and replica; across replicas, `find` after
+        // create converges.
+        let lock = {
+            let mut locks = self.locks.lock().expect("lock map");
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+            locks.entry(identity.to_owned()).or_default().clone()
+        };
+        let _guard = lock.lock().await;
         let namespace = match self.find(identity).await?.into_iter().next() {
             Some(ns) => ns.name_any(),
             None => self.create_namespace(identity).await?,
