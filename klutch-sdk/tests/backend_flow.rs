@@ -497,3 +497,60 @@ async fn cluster_binding_health_follows_heartbeats() {
     condition(Some("HeartbeatTimeDrift")).await;
     let _ = admin;
 }
+
+#[tokio::test]
+async fn requests_for_missing_crds_fail_after_a_while_and_every_request_is_collected() {
+    let f = fixture().await;
+    let admin = f.admin().await;
+    backend_common::template(
+        &admin,
+        "ghosts",
+        "missing.example.com",
+        "ghosts",
+        serde_json::json!([]),
+    )
+    .await;
+    let (_, response) = browser_bind(f, "dave@example.com", "cidGh1", "mangodbs").await;
+    let (tenant, ns) = tenant_client(&response).await;
+    let requests = Api::<APIServiceExportRequest>::namespaced(tenant, &ns);
+    let mut req = request_of(&response);
+    req.metadata.name = Some("ghosts.missing.example.com".into());
+    req.spec.resources[0].group = "missing.example.com".into();
+    req.spec.resources[0].resource = "ghosts".into();
+    requests.create(&PostParams::default(), &req).await.unwrap();
+    // Retried with ExportsReady=False CRDNotFound, then failed for good with its message.
+    eventually("CRDNotFound", || async {
+        requests
+            .get("ghosts.missing.example.com")
+            .await
+            .ok()
+            .filter(|r| {
+                r.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.reason.as_deref() == Some("CRDNotFound"))
+                })
+            })
+    })
+    .await;
+    let failed = wait_phase(
+        &requests,
+        "ghosts.missing.example.com",
+        ExportRequestPhase::Failed,
+    )
+    .await;
+    assert_eq!(
+        failed.status.unwrap().terminal_message.as_deref(),
+        Some("CustomResourceDefinition ghosts.missing.example.com not found")
+    );
+    // Requests of every phase are collected (the tests shorten the spec's 10 minutes).
+    eventually("failed request collected", || async {
+        requests
+            .get_opt("ghosts.missing.example.com")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
