@@ -85,28 +85,31 @@ async fn the_binary_serves_tls_metrics_and_takes_the_lease() {
     std::fs::write(dir.join("tls.crt"), cert.cert.pem()).unwrap();
     std::fs::write(dir.join("tls.key"), cert.signing_key.serialize_pem()).unwrap();
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_example-backend"))
-        .args([
-            &format!("--listen-address=127.0.0.1:{port}"),
-            &format!("--kubeconfig={}", dir.join("kubeconfig").display()),
-            &format!("--oidc-issuer-url={}", env.dex().unwrap().issuer()),
-            "--oidc-issuer-client-id=klutch-backend",
-            &format!("--oidc-callback-url={base}/callback"),
-            &format!("--tls-cert-file={}", dir.join("tls.crt").display()),
-            &format!("--tls-key-file={}", dir.join("tls.key").display()),
-            "--pretty-name=Binary Test",
-            "--log-format=json",
-            "--lease-identity=binary-1",
-        ])
-        .env("OIDC_CLIENT_SECRET", "secret")
-        .env(
-            "COOKIE_SIGNING_KEY",
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        )
-        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let spawn = |port: u16, identity: &str, log: &str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_example-backend"))
+            .args([
+                &format!("--listen-address=127.0.0.1:{port}"),
+                &format!("--kubeconfig={}", dir.join("kubeconfig").display()),
+                &format!("--oidc-issuer-url={}", env.dex().unwrap().issuer()),
+                "--oidc-issuer-client-id=klutch-backend",
+                &format!("--oidc-callback-url={base}/callback"),
+                &format!("--tls-cert-file={}", dir.join("tls.crt").display()),
+                &format!("--tls-key-file={}", dir.join("tls.key").display()),
+                "--pretty-name=Binary Test",
+                "--log-format=json",
+                &format!("--lease-identity={identity}"),
+            ])
+            .env("OIDC_CLIENT_SECRET", "secret")
+            .env(
+                "COOKIE_SIGNING_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            )
+            .stderr(std::fs::File::create(dir.join(log)).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn(port, "binary-1", "stderr.log");
 
     let http = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap()])
@@ -291,5 +294,53 @@ async fn the_binary_serves_tls_metrics_and_takes_the_lease() {
         "JSON logs: {first}"
     );
     assert!(!logs.contains("secret\""), "no secret in logs");
+
+    // A second replica serves HTTP without the Lease, and takes the Lease over when the first
+    // one dies.
+    let port2 = free_port().unwrap();
+    let mut second = spawn(port2, "binary-2", "stderr-2.log");
+    let mut served = false;
+    for _ in 0..300 {
+        if let Ok(resp) = http
+            .get(format!("https://127.0.0.1:{port2}/healthz"))
+            .send()
+            .await
+        {
+            served = resp.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the second replica serves HTTP");
+    assert_eq!(
+        leases
+            .get("klutch-bind-backend")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .holder_identity
+            .as_deref(),
+        Some("binary-1")
+    );
     child.kill().await.unwrap();
+    let mut holder = None;
+    for _ in 0..600 {
+        holder = leases
+            .get("klutch-bind-backend")
+            .await
+            .unwrap()
+            .spec
+            .and_then(|s| s.holder_identity);
+        if holder.as_deref() == Some("binary-2") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        holder.as_deref(),
+        Some("binary-2"),
+        "the second replica takes over the Lease"
+    );
+    second.kill().await.unwrap();
 }
