@@ -438,3 +438,119 @@ async fn exports_follow_crd_changes_and_deletion() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn cluster_binding_health_follows_heartbeats() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let f = fixture().await;
+    let admin = f.admin().await;
+    let (_, response) = browser_bind(f, "carol@example.com", "cidHb1", "mangodbs").await;
+    let (tenant, ns) = tenant_client(&response).await;
+    let bindings = Api::<ClusterBinding>::namespaced(tenant, &ns);
+    let condition = |reason: Option<&'static str>| {
+        let bindings = bindings.clone();
+        async move {
+            eventually(&format!("Healthy {reason:?}"), || async {
+                let b = bindings.get("cluster").await.ok()?;
+                let conds = b.status?.conditions;
+                let healthy = conds.iter().find(|c| c.type_ == "Healthy")?;
+                (healthy.reason.as_deref() == reason).then(|| conds.clone())
+            })
+            .await
+        }
+    };
+    condition(Some("FirstHeartbeatPending")).await;
+    // The konnector's heartbeat, with the tenant's own credentials.
+    let beat = |age_secs: i64| {
+        let t = k8s_openapi::jiff::Timestamp::now()
+            - k8s_openapi::jiff::SignedDuration::from_secs(age_secs);
+        serde_json::json!({ "status": { "lastHeartbeatTime": Time(t), "heartbeatInterval": "5m0s", "konnectorVersion": "v0.1.0" } })
+    };
+    bindings
+        .patch_status("cluster", &PatchParams::default(), &Patch::Merge(&beat(0)))
+        .await
+        .expect("the tenant may heartbeat");
+    let conds = condition(None).await;
+    let ready = conds.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(
+        ready.status,
+        klutch_sdk::api::ConditionStatus::True,
+        "{conds:?}"
+    );
+    bindings
+        .patch_status(
+            "cluster",
+            &PatchParams::default(),
+            &Patch::Merge(&beat(3600)),
+        )
+        .await
+        .unwrap();
+    condition(Some("HeartbeatTimeout")).await;
+    bindings
+        .patch_status(
+            "cluster",
+            &PatchParams::default(),
+            &Patch::Merge(&beat(-60)),
+        )
+        .await
+        .unwrap();
+    condition(Some("HeartbeatTimeDrift")).await;
+    let _ = admin;
+}
+
+#[tokio::test]
+async fn requests_for_missing_crds_fail_after_a_while_and_every_request_is_collected() {
+    let f = fixture().await;
+    let admin = f.admin().await;
+    backend_common::template(
+        &admin,
+        "ghosts",
+        "missing.example.com",
+        "ghosts",
+        serde_json::json!([]),
+    )
+    .await;
+    let (_, response) = browser_bind(f, "dave@example.com", "cidGh1", "mangodbs").await;
+    let (tenant, ns) = tenant_client(&response).await;
+    let requests = Api::<APIServiceExportRequest>::namespaced(tenant, &ns);
+    let mut req = request_of(&response);
+    req.metadata.name = Some("ghosts.missing.example.com".into());
+    req.spec.resources[0].group = "missing.example.com".into();
+    req.spec.resources[0].resource = "ghosts".into();
+    requests.create(&PostParams::default(), &req).await.unwrap();
+    // Retried with ExportsReady=False CRDNotFound, then failed for good with its message.
+    eventually("CRDNotFound", || async {
+        requests
+            .get("ghosts.missing.example.com")
+            .await
+            .ok()
+            .filter(|r| {
+                r.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.reason.as_deref() == Some("CRDNotFound"))
+                })
+            })
+    })
+    .await;
+    let failed = wait_phase(
+        &requests,
+        "ghosts.missing.example.com",
+        ExportRequestPhase::Failed,
+    )
+    .await;
+    assert_eq!(
+        failed.status.unwrap().terminal_message.as_deref(),
+        Some("CustomResourceDefinition ghosts.missing.example.com not found")
+    );
+    // Requests of every phase are collected (the tests shorten the spec's 10 minutes).
+    eventually("failed request collected", || async {
+        requests
+            .get_opt("ghosts.missing.example.com")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}

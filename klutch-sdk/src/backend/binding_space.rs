@@ -7,7 +7,8 @@
 //! one identity converge: after creating, the space re-lists and keeps the oldest namespace,
 //! deleting its own duplicate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
@@ -148,7 +149,8 @@ pub struct BindingSpace {
 pub struct BindingSpaces {
     client: Client,
     config: BindingSpaceConfig,
-    lock: Mutex<()>,
+    /// One lock per identity: binds of one identity are serialised, others run in parallel.
+    locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for BindingSpaces {
@@ -164,13 +166,37 @@ pub fn identity_hash(identity: &str) -> String {
     crate::sync::ids::base62(&Sha224::digest(identity.as_bytes()))
 }
 
+/// The kubeconfig YAML: one cluster, context and user, each named `default`.
+fn render(ext: &ExternalCluster, namespace: &str, token: &str) -> Result<Vec<u8>> {
+    use base64::Engine as _;
+    let mut cluster = serde_json::json!({ "server": ext.server });
+    if let Some(ca) = &ext.ca_pem {
+        cluster["certificate-authority-data"] =
+            base64::engine::general_purpose::STANDARD.encode(ca).into();
+    }
+    if let Some(name) = &ext.server_name {
+        cluster["tls-server-name"] = name.clone().into();
+    }
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{ "name": "default", "cluster": cluster }],
+        "contexts": [{ "name": "default", "context": { "cluster": "default", "namespace": namespace, "user": "default" } }],
+        "current-context": "default",
+        "users": [{ "name": "default", "user": { "token": token } }],
+    });
+    serde_saphyr::to_string(&doc)
+        .map(String::into_bytes)
+        .map_err(Error::Render)
+}
+
 impl BindingSpaces {
     /// Binding spaces on the cluster of `client`.
     pub fn new(client: Client, config: BindingSpaceConfig) -> Self {
         BindingSpaces {
             client,
             config,
-            lock: Mutex::new(()),
+            locks: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -215,8 +241,14 @@ impl BindingSpaces {
 
     /// Ensures the binding space of `identity` and returns it with its kubeconfig.
     pub async fn ensure(&self, identity: &str) -> Result<BindingSpace> {
-        // One creation at a time per replica; across replicas, `find` after create converges.
-        let _guard = self.lock.lock().await;
+        // One creation at a time per identity and replica; across replicas, `find` after
+        // create converges.
+        let lock = {
+            let mut locks = self.locks.lock().expect("lock map");
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+            locks.entry(identity.to_owned()).or_default().clone()
+        };
+        let _guard = lock.lock().await;
         let namespace = match self.find(identity).await?.into_iter().next() {
             Some(ns) => ns.name_any(),
             None => self.create_namespace(identity).await?,
@@ -376,27 +408,7 @@ impl BindingSpaces {
 
     /// The kubeconfig for a cluster namespace and token (spec §3.6).
     pub fn render_kubeconfig(&self, namespace: &str, token: &str) -> Result<Vec<u8>> {
-        use base64::Engine as _;
-        let ext = &self.config.external;
-        let mut cluster = serde_json::json!({ "server": ext.server });
-        if let Some(ca) = &ext.ca_pem {
-            cluster["certificate-authority-data"] =
-                base64::engine::general_purpose::STANDARD.encode(ca).into();
-        }
-        if let Some(name) = &ext.server_name {
-            cluster["tls-server-name"] = name.clone().into();
-        }
-        let doc = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{ "name": "default", "cluster": cluster }],
-            "contexts": [{ "name": "default", "context": { "cluster": "default", "namespace": namespace, "user": "default" } }],
-            "current-context": "default",
-            "users": [{ "name": "default", "user": { "token": token } }],
-        });
-        serde_saphyr::to_string(&doc)
-            .map(String::into_bytes)
-            .map_err(Error::Render)
+        render(&self.config.external, namespace, token)
     }
 
     async fn write_kubeconfig(&self, namespace: &str, name: &str, kubeconfig: &[u8]) -> Result<()> {
@@ -424,5 +436,66 @@ impl BindingSpaces {
                 "apply kubeconfig Secret {namespace}/{name}"
             )))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_cluster_defaults_to_the_backends_own_view_with_pem_ca() {
+        let mut config = kube::Config::new("https://10.0.0.1:6443/".parse().unwrap());
+        config.root_cert = Some(vec![vec![7u8; 100], vec![9u8; 10]]);
+        config.tls_server_name = Some("api.internal".into());
+        let ext = ExternalCluster::from_kube_config(&config);
+        assert_eq!(ext.server, "https://10.0.0.1:6443");
+        assert_eq!(ext.server_name.as_deref(), Some("api.internal"));
+        let pem = ext.ca_pem.unwrap();
+        assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 2);
+        assert!(pem.lines().all(|l| l.len() <= 64), "{pem}");
+        let body: String = pem
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----"))
+            .collect();
+        assert_eq!(
+            crate::api::wire::decode_base64(&body, "ca").unwrap(),
+            vec![7u8; 100]
+        );
+    }
+
+    #[test]
+    fn kubeconfigs_have_one_default_cluster_context_and_user() {
+        let spaces_config = BindingSpaceConfig::new(
+            "P",
+            ExternalCluster {
+                server: "https://api:6443".into(),
+                ca_pem: Some("CA".into()),
+                server_name: Some("api.example.com".into()),
+            },
+        );
+        // Rendering needs no client; build one that is never used.
+        let yaml = render_for_test(&spaces_config, "cluster-abc", "tok");
+        let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+        assert_eq!(kc.current_context.as_deref(), Some("default"));
+        let cluster = kc.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(cluster.server.as_deref(), Some("https://api:6443"));
+        assert_eq!(cluster.tls_server_name.as_deref(), Some("api.example.com"));
+        assert_eq!(cluster.certificate_authority_data.as_deref(), Some("Q0E="));
+        assert_eq!(
+            kc.contexts[0]
+                .context
+                .as_ref()
+                .unwrap()
+                .namespace
+                .as_deref(),
+            Some("cluster-abc")
+        );
+        assert_eq!(kc.auth_infos[0].name, "default");
+    }
+
+    fn render_for_test(config: &BindingSpaceConfig, ns: &str, token: &str) -> String {
+        String::from_utf8(render(&config.external, ns, token).unwrap()).unwrap()
     }
 }

@@ -24,6 +24,10 @@ pub const WAIT: Duration = Duration::from_secs(90);
 pub const CLIENT_ID: &str = "klutch-backend";
 pub const CLIENT_SECRET: &str = "klutch-backend-secret";
 pub const PASSWORD: &str = "password";
+/// Export requests failing this long fail for good (in the tests).
+pub const FAIL_AFTER_SECS: u64 = 4;
+/// Export requests are deleted this long after creation (in the tests).
+pub const COLLECT_AFTER_SECS: u64 = 30;
 
 pub struct Fixture {
     pub env: &'static TestEnv,
@@ -123,6 +127,11 @@ pub async fn template(
 
 async fn start() -> Fixture {
     klutch_sdk::tls::install_crypto_provider();
+    // RUST_LOG=klutch_sdk=debug shows the backend's logs next to a failing test.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let port = free_port().expect("port");
     let base = format!("http://127.0.0.1:{port}");
     let callback = format!("{base}/callback");
@@ -241,11 +250,17 @@ async fn start() -> Fixture {
     tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
     let ctl_client = client.clone();
     tokio::spawn(async move {
-        klutch_sdk::backend::controllers::run_under_lease(
+        // Shorter export-request timings than the spec's 1 and 10 minutes, so tests see them.
+        let timing = klutch_sdk::backend::controllers::Timing {
+            fail_after: Duration::from_secs(FAIL_AFTER_SECS),
+            collect_after: Duration::from_secs(COLLECT_AFTER_SECS),
+        };
+        klutch_sdk::backend::controllers::run_under_lease_with(
             ctl_client,
             backend,
             "default",
             "replica-1",
+            timing,
         )
         .await
         .expect("controllers");

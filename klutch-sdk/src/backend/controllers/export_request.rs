@@ -67,15 +67,17 @@ async fn reconcile<B: BindingBackend>(
     let name = req.name_any();
     let requests: Api<APIServiceExportRequest> = Api::namespaced(ctx.client.clone(), &ns);
     let age = age(&req);
-    if age >= COLLECT_AFTER {
+    let timing = ctx.timing;
+    if age >= timing.collect_after {
         tracing::info!(namespace = %ns, %name, "deleting old export request");
         match requests.delete(&name, &DeleteParams::default()).await {
             Ok(_) | Err(kube::Error::Api(_)) => return Ok(Action::await_change()),
             Err(e) => return Err(kube_err("delete export request")(e)),
         }
     }
-    let collect = Action::requeue(COLLECT_AFTER - age + Duration::from_secs(1));
+    let collect = Action::requeue(timing.collect_after - age + Duration::from_secs(1));
     let status = req.status.clone().unwrap_or_default();
+    tracing::debug!(namespace = %ns, %name, ?age, phase = ?status.phase, "reconciling export request");
     if status.phase != ExportRequestPhase::Pending {
         return Ok(collect);
     }
@@ -183,7 +185,7 @@ async fn reconcile<B: BindingBackend>(
                     t.clone(),
                 ),
             );
-            if age >= FAIL_AFTER {
+            if age >= timing.fail_after {
                 next.phase = ExportRequestPhase::Failed;
                 next.terminal_message = Some(message);
                 collect
@@ -196,6 +198,7 @@ async fn reconcile<B: BindingBackend>(
     if next != status {
         write_status(&requests, &name, &next).await?;
     }
+    tracing::debug!(namespace = %ns, %name, phase = ?next.phase, ?action, ?timing, "reconciled export request");
     Ok(action)
 }
 

@@ -69,12 +69,32 @@ pub(crate) fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> E
     move |source| Error::Kube { what, source }
 }
 
+/// The export-request timings of spec §4.5.2 (tests shorten them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// A request still failing this long after creation fails for good (default 1 min).
+    pub fail_after: Duration,
+    /// Requests of any phase are deleted this long after creation (default 10 min).
+    pub collect_after: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            fail_after: export_request::FAIL_AFTER,
+            collect_after: export_request::COLLECT_AFTER,
+        }
+    }
+}
+
 /// Shared state of the controllers.
 pub struct Context<B> {
     /// Provider client.
     pub client: Client,
     /// The backend.
     pub backend: Arc<B>,
+    /// Export-request timings.
+    pub timing: Timing,
 }
 
 pub(crate) fn now() -> Time {
@@ -102,8 +122,21 @@ pub async fn apply_binder_cluster_role(client: &Client) -> Result<()> {
 
 /// Runs every controller until the future is dropped.
 pub async fn run<B: BindingBackend>(client: Client, backend: Arc<B>) -> Result<()> {
+    run_with(client, backend, Timing::default()).await
+}
+
+/// [`run`] with other export-request timings.
+pub async fn run_with<B: BindingBackend>(
+    client: Client,
+    backend: Arc<B>,
+    timing: Timing,
+) -> Result<()> {
     apply_binder_cluster_role(&client).await?;
-    let ctx = Arc::new(Context { client, backend });
+    let ctx = Arc::new(Context {
+        client,
+        backend,
+        timing,
+    });
     tokio::join!(
         cluster_binding::run(ctx.clone()),
         export_request::run(ctx.clone()),
@@ -122,6 +155,17 @@ pub async fn run_under_lease<B: BindingBackend>(
     namespace: &str,
     identity: &str,
 ) -> Result<()> {
+    run_under_lease_with(client, backend, namespace, identity, Timing::default()).await
+}
+
+/// [`run_under_lease`] with other export-request timings.
+pub async fn run_under_lease_with<B: BindingBackend>(
+    client: Client,
+    backend: Arc<B>,
+    namespace: &str,
+    identity: &str,
+    timing: Timing,
+) -> Result<()> {
     let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), BACKEND_LEASE)
         .with_namespace(namespace)
         .with_identity(identity)
@@ -139,7 +183,7 @@ pub async fn run_under_lease<B: BindingBackend>(
                 tracing::info!(%identity, "acquired lease {BACKEND_LEASE}; starting controllers");
                 let (client, backend) = (client.clone(), backend.clone());
                 running = Some(tokio::spawn(async move {
-                    if let Err(e) = run(client, backend).await {
+                    if let Err(e) = run_with(client, backend, timing).await {
                         tracing::error!(error = %super::server::crate_error_chain(&e), "controllers stopped");
                     }
                 }));
