@@ -108,6 +108,31 @@ async fn lifecycle_provision_update_delete() {
         si.uid().unwrap()
     );
 
+    // The ProviderConfig counts its user, is protected by a finalizer and is healthy.
+    let pcs: Api<provider_anynines::api::ProviderConfig> = Api::all(w.client.clone());
+    w.wait::<ServiceInstance>(&name, "ProviderConfig users = 1 and healthy", |_| true)
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let p = pcs.get(&pc).await.unwrap();
+        let st = p.status.clone().unwrap_or_default();
+        if st.users == Some(1)
+            && p.finalizers().iter().any(|f| f == meta::IN_USE_FINALIZER)
+            && st.health.as_ref().and_then(|h| h.last_status) == Some(true)
+        {
+            assert_eq!(
+                st.health.unwrap().last_message.as_deref(),
+                Some("Available")
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ProviderConfig status: {st:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+
     // A plan change plus a parameter change: one PATCH with only what changed.
     let api: Api<ServiceInstance> = Api::all(w.client.clone());
     api.patch(
