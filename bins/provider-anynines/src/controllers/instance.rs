@@ -400,24 +400,6 @@ impl ExternalKind<ServiceInstance> for InstanceController {
             });
         }
 
-        // 4. Parameters as the broker reports them.
-        let mut params_known = false;
-        if !deleting {
-            let r = ep.broker().fetch_instance(&id).await;
-            ep.record("fetch_instance", if r.is_ok() { "ok" } else { "error" });
-            match r {
-                Ok(inst) => {
-                    params_known = true;
-                    at_provider(mr).parameters = match inst.parameters {
-                        Some(Value::Object(m)) => Some(m.into_iter().collect()),
-                        _ => None,
-                    };
-                }
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(errors::broker_ext(&ep.url, e)),
-            }
-        }
-
         // 7. A running operation.
         let mut requeue = None;
         let mut failure = None;
@@ -451,6 +433,38 @@ impl ExternalKind<ServiceInstance> for InstanceController {
                     requeue = Some(Duration::from_secs(1));
                 }
                 PollResult::Failed(d) => failure = Some(d),
+            }
+        }
+
+        // 4. Parameters as the broker reports them, once no provision runs (brokers answer 404
+        // while creating).
+        let mut params_known = false;
+        let state_now = mr
+            .status
+            .as_ref()
+            .and_then(|s| s.at_provider.as_ref())
+            .and_then(|a| a.state.clone())
+            .unwrap_or_default();
+        let settled = matches!(
+            InstanceState::parse(&state_now),
+            InstanceState::Provisioned | InstanceState::Available | InstanceState::Failed
+        );
+        if !deleting && settled && !still_pending {
+            let r = ep.broker().fetch_instance(&id).await;
+            ep.record("fetch_instance", if r.is_ok() { "ok" } else { "error" });
+            match r {
+                Ok(inst) => {
+                    params_known = true;
+                    at_provider(mr).parameters = match inst.parameters {
+                        Some(Value::Object(m)) => Some(m.into_iter().collect()),
+                        _ => None,
+                    };
+                }
+                // Unknown this round (being created or updated): no update decision.
+                Err(e)
+                    if e.is_not_found()
+                        || e.osb().is_some_and(klutch_osb::Error::is_concurrency) => {}
+                Err(e) => return Err(errors::broker_ext(&ep.url, e)),
             }
         }
 
