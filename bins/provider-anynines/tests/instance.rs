@@ -653,3 +653,71 @@ async fn the_binary_elects_a_leader_serves_probes_and_metrics_and_reconciles() {
     w.delete::<ServiceInstance>(&name).await;
     w.wait_gone::<ServiceInstance>(&name).await;
 }
+
+#[tokio::test]
+async fn generated_manifests_and_package_are_accepted_by_the_apiserver() {
+    let w = World::new("manifests").await;
+    let objs = provider_anynines::manifests(&provider_anynines::ManifestOptions {
+        namespace: w.ns.clone(),
+        replicas: 2,
+        ..Default::default()
+    });
+    let kinds: Vec<&str> = objs.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment"
+        ]
+    );
+    let deployment = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(
+        args.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--leader-election"),
+        "2 replicas need leader election"
+    );
+    let discovery = kube::discovery::Discovery::new(w.client.clone())
+        .run()
+        .await
+        .unwrap();
+    for obj in objs {
+        let obj: kube::api::DynamicObject = serde_json::from_value(obj).unwrap();
+        let gvk = kube::api::GroupVersionKind::try_from(obj.types.as_ref().unwrap()).unwrap();
+        let (ar, caps) = discovery.resolve_gvk(&gvk).expect("a known kind");
+        let api: Api<kube::api::DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced
+        {
+            Api::namespaced_with(w.client.clone(), &w.ns, &ar)
+        } else {
+            Api::all_with(w.client.clone(), &ar)
+        };
+        api.patch(
+            &obj.name_any(),
+            &PatchParams::apply("test").dry_run(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{} rejected: {e}", gvk.kind));
+    }
+    // Every example manifest of Klutch v1.5 validates against our CRDs.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference/klutch-v1.5/provider-anynines/examples/sample/postgresql");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let obj: kube::api::DynamicObject = serde_saphyr::from_str(&text).unwrap();
+        let gvk = kube::api::GroupVersionKind::try_from(obj.types.as_ref().unwrap()).unwrap();
+        let (ar, _) = discovery.resolve_gvk(&gvk).expect("a provider kind");
+        Api::<kube::api::DynamicObject>::all_with(w.client.clone(), &ar)
+            .patch(
+                &obj.name_any(),
+                &PatchParams::apply("test").dry_run(),
+                &Patch::Apply(&obj),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{} rejected: {e}", gvk.kind));
+    }
+}
