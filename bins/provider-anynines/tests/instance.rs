@@ -721,3 +721,74 @@ async fn generated_manifests_and_package_are_accepted_by_the_apiserver() {
             .unwrap_or_else(|e| panic!("{} rejected: {e}", gvk.kind));
     }
 }
+
+#[tokio::test]
+async fn failed_provisions_stay_visible_or_are_mitigated() {
+    let w = World::new("si-om").await;
+    let broker =
+        klutch_a9s::testing::FakeA9sBroker::start(klutch_a9s::testing::FakeA9sBrokerConfig {
+            osb: klutch_osb::testing::FakeBrokerConfig {
+                mode: klutch_osb::testing::Mode::Async {
+                    duration: std::time::Duration::from_secs(2),
+                    retry_after: Some(1),
+                },
+                fail_async_operations: true,
+                ..Default::default()
+            },
+            kind: DataServiceKind::Postgresql,
+            page_size: 50,
+        })
+        .await
+        .unwrap();
+    let pc = w.broker_config(&broker).await;
+
+    // --orphan-mitigation=off: the failed instance stays, Unavailable, Synced=False.
+    let provider = w.start(w.options());
+    let kept = w.name("kept");
+    w.create(&instance(&w, &kept, &pc, "small")).await;
+    let si = w
+        .wait_condition::<ServiceInstance>(&kept, "Ready", "False", Some("Unavailable"))
+        .await;
+    let kept_id = instance_id(&si);
+    assert_eq!(broker.instance_state(&kept_id).as_deref(), Some("failed"));
+    provider.stop().await;
+
+    // --orphan-mitigation=auto: deprovisioned, then provisioned again under a new id.
+    let provider = w.start(provider_anynines::managed::Options {
+        orphan_mitigation: true,
+        ..w.options()
+    });
+    let om = w.name("om");
+    w.create(&instance(&w, &om, &pc, "small")).await;
+    let si = w
+        .wait::<ServiceInstance>(&om, "orphan mitigation running", |o| {
+            o.and_then(|o| o.status.as_ref()?.pending_operation_type.clone())
+                .as_deref()
+                == Some("orphan-mitigation")
+        })
+        .await
+        .unwrap();
+    let failed_id = instance_id(&si);
+    broker.osb().set_fail_async_operations(false);
+    let si = w
+        .wait_condition::<ServiceInstance>(&om, "Ready", "True", Some("Available"))
+        .await;
+    let new_id = instance_id(&si);
+    assert_ne!(new_id, failed_id, "a new id after orphan mitigation");
+    assert_eq!(si.annotations()[meta::EXTERNAL_NAME], new_id);
+    assert_eq!(
+        broker.instance_state(&failed_id).as_deref(),
+        Some("deleted"),
+        "the failed instance is not orphaned"
+    );
+
+    for n in [&kept, &om] {
+        w.delete::<ServiceInstance>(n).await;
+    }
+    for n in [&kept, &om] {
+        w.wait_gone::<ServiceInstance>(n).await;
+    }
+    assert_eq!(broker.instance_state(&kept_id).as_deref(), Some("deleted"));
+    assert_eq!(broker.instance_state(&new_id).as_deref(), Some("deleted"));
+    provider.stop().await;
+}
