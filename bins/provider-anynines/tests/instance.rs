@@ -792,3 +792,79 @@ async fn failed_provisions_stay_visible_or_are_mitigated() {
     assert_eq!(broker.instance_state(&new_id).as_deref(), Some("deleted"));
     provider.stop().await;
 }
+
+#[tokio::test]
+async fn klutch_v1_5_instances_are_adopted_without_broker_mutations() {
+    let w = World::new("si-upgrade").await;
+    let broker = async_broker(DataServiceKind::Postgresql).await;
+    let pc = w.broker_config(&broker).await;
+    // An instance the Go provider provisioned.
+    let id = "76c63662-5b66-4d8f-b079-423ce962bc43-1706599907";
+    let client = broker.client().unwrap();
+    let req = klutch_osb::ProvisionRequest::new("fake-db-id", "small-id")
+        .guids("org-1", "space-1")
+        .parameter("max_connections", 100);
+    client
+        .osb()
+        .provision(id, &req, &klutch_osb::CallOptions::new().asynchronous())
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if broker.client().unwrap().instance(id).await.unwrap().state
+            == klutch_a9s::broker::InstanceState::Provisioned
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let requests_before = broker.osb().requests().len();
+
+    // Its MR as v1.5 left it: external-name = metadata.name, the id only in the status. It is
+    // created paused so that the status can be written first, as the Go provider had.
+    let name = w.name("legacy");
+    let mut si = instance(&w, &name, &pc, "small");
+    si.metadata.annotations = Some(BTreeMap::from([
+        (meta::EXTERNAL_NAME.to_owned(), name.clone()),
+        (meta::PAUSED.to_owned(), "true".to_owned()),
+    ]));
+    w.create(&si).await;
+    let api: Api<ServiceInstance> = Api::all(w.client.clone());
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"atProvider": {"instanceId": id, "serviceId": "fake-db-id", "planId": "small-id"}}})),
+    )
+    .await
+    .unwrap();
+    let provider = w.start(w.options());
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {meta::PAUSED: null}}})),
+    )
+    .await
+    .unwrap();
+    let si = w
+        .wait_condition::<ServiceInstance>(&name, "Ready", "True", Some("Available"))
+        .await;
+    w.wait_condition::<ServiceInstance>(&name, "Synced", "True", None)
+        .await;
+    assert_eq!(
+        si.annotations()[meta::EXTERNAL_NAME],
+        id,
+        "the id moved into the external name"
+    );
+    let mutations: Vec<_> = broker.osb().requests()[requests_before..]
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        mutations.is_empty(),
+        "no broker mutation while adopting: {mutations:?}"
+    );
+    w.delete::<ServiceInstance>(&name).await;
+    w.wait_gone::<ServiceInstance>(&name).await;
+    assert_eq!(broker.instance_state(id).as_deref(), Some("deleted"));
+    provider.stop().await;
+}
