@@ -72,7 +72,7 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 pub enum OrphanMitigation {
     /// Keep the failed instance visible; deleting the claim deprovisions it.
     Off,
-    /// Deprovision failed provisions automatically (reported; see docs).
+    /// Deprovision a failed provision automatically and provision again under a new id.
     Auto,
 }
 

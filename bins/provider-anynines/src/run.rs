@@ -44,5 +44,6 @@ pub async fn controllers(
         reconciler::run::<ServiceBinding, _>(shared.clone(), BindingController, stop()),
         reconciler::run::<Backup, _>(shared.clone(), BackupController, stop()),
         reconciler::run::<Restore, _>(shared.clone(), RestoreController, stop()),
+        crate::controllers::provider_config::run(shared.clone(), stop()),
     );
 }

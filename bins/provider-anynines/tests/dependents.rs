@@ -135,6 +135,43 @@ async fn binding_backup_restore_lifecycle() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 
+    // A spec change of a created binding is not sent anywhere; users are told.
+    Api::<ServiceBinding>::all(w.client.clone())
+        .patch(
+            &sb_name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                serde_json::json!({"spec": {"forProvider": {"parameters": {"x": "y"}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(w.client.clone());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(sb_name.as_str())
+                && e.note.as_deref()
+                    == Some("ServiceBinding parameters cannot be changed; recreate the binding")
+        })
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Warning Event about the immutable binding"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        broker.osb().count(Route::Bind),
+        1,
+        "bindings are never re-sent for a spec change"
+    );
+
     // Backup.
     let backup_name = w.name("backup-x3");
     let mut backup = Backup::new(

@@ -108,6 +108,31 @@ async fn lifecycle_provision_update_delete() {
         si.uid().unwrap()
     );
 
+    // The ProviderConfig counts its user, is protected by a finalizer and is healthy.
+    let pcs: Api<provider_anynines::api::ProviderConfig> = Api::all(w.client.clone());
+    w.wait::<ServiceInstance>(&name, "ProviderConfig users = 1 and healthy", |_| true)
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let p = pcs.get(&pc).await.unwrap();
+        let st = p.status.clone().unwrap_or_default();
+        if st.users == Some(1)
+            && p.finalizers().iter().any(|f| f == meta::IN_USE_FINALIZER)
+            && st.health.as_ref().and_then(|h| h.last_status) == Some(true)
+        {
+            assert_eq!(
+                st.health.unwrap().last_message.as_deref(),
+                Some("Available")
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ProviderConfig status: {st:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+
     // A plan change plus a parameter change: one PATCH with only what changed.
     let api: Api<ServiceInstance> = Api::all(w.client.clone());
     api.patch(
@@ -627,4 +652,219 @@ async fn the_binary_elects_a_leader_serves_probes_and_metrics_and_reconciles() {
 
     w.delete::<ServiceInstance>(&name).await;
     w.wait_gone::<ServiceInstance>(&name).await;
+}
+
+#[tokio::test]
+async fn generated_manifests_and_package_are_accepted_by_the_apiserver() {
+    let w = World::new("manifests").await;
+    let objs = provider_anynines::manifests(&provider_anynines::ManifestOptions {
+        namespace: w.ns.clone(),
+        replicas: 2,
+        ..Default::default()
+    });
+    let kinds: Vec<&str> = objs.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment"
+        ]
+    );
+    let deployment = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(
+        args.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--leader-election"),
+        "2 replicas need leader election"
+    );
+    let discovery = kube::discovery::Discovery::new(w.client.clone())
+        .run()
+        .await
+        .unwrap();
+    for obj in objs {
+        let obj: kube::api::DynamicObject = serde_json::from_value(obj).unwrap();
+        let gvk = kube::api::GroupVersionKind::try_from(obj.types.as_ref().unwrap()).unwrap();
+        let (ar, caps) = discovery.resolve_gvk(&gvk).expect("a known kind");
+        let api: Api<kube::api::DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced
+        {
+            Api::namespaced_with(w.client.clone(), &w.ns, &ar)
+        } else {
+            Api::all_with(w.client.clone(), &ar)
+        };
+        api.patch(
+            &obj.name_any(),
+            &PatchParams::apply("test").dry_run(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{} rejected: {e}", gvk.kind));
+    }
+    // Every example manifest of Klutch v1.5 validates against our CRDs.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference/klutch-v1.5/provider-anynines/examples/sample/postgresql");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let obj: kube::api::DynamicObject = serde_saphyr::from_str(&text).unwrap();
+        let gvk = kube::api::GroupVersionKind::try_from(obj.types.as_ref().unwrap()).unwrap();
+        let (ar, _) = discovery.resolve_gvk(&gvk).expect("a provider kind");
+        Api::<kube::api::DynamicObject>::all_with(w.client.clone(), &ar)
+            .patch(
+                &obj.name_any(),
+                &PatchParams::apply("test").dry_run(),
+                &Patch::Apply(&obj),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{} rejected: {e}", gvk.kind));
+    }
+}
+
+#[tokio::test]
+async fn failed_provisions_stay_visible_or_are_mitigated() {
+    let w = World::new("si-om").await;
+    let broker =
+        klutch_a9s::testing::FakeA9sBroker::start(klutch_a9s::testing::FakeA9sBrokerConfig {
+            osb: klutch_osb::testing::FakeBrokerConfig {
+                mode: klutch_osb::testing::Mode::Async {
+                    duration: std::time::Duration::from_secs(2),
+                    retry_after: Some(1),
+                },
+                fail_async_operations: true,
+                ..Default::default()
+            },
+            kind: DataServiceKind::Postgresql,
+            page_size: 50,
+        })
+        .await
+        .unwrap();
+    let pc = w.broker_config(&broker).await;
+
+    // --orphan-mitigation=off: the failed instance stays, Unavailable, Synced=False.
+    let provider = w.start(w.options());
+    let kept = w.name("kept");
+    w.create(&instance(&w, &kept, &pc, "small")).await;
+    let si = w
+        .wait_condition::<ServiceInstance>(&kept, "Ready", "False", Some("Unavailable"))
+        .await;
+    let kept_id = instance_id(&si);
+    assert_eq!(broker.instance_state(&kept_id).as_deref(), Some("failed"));
+    provider.stop().await;
+
+    // --orphan-mitigation=auto: deprovisioned, then provisioned again under a new id.
+    let provider = w.start(provider_anynines::managed::Options {
+        orphan_mitigation: true,
+        ..w.options()
+    });
+    let om = w.name("om");
+    w.create(&instance(&w, &om, &pc, "small")).await;
+    let si = w
+        .wait::<ServiceInstance>(&om, "orphan mitigation running", |o| {
+            o.and_then(|o| o.status.as_ref()?.pending_operation_type.clone())
+                .as_deref()
+                == Some("orphan-mitigation")
+        })
+        .await
+        .unwrap();
+    let failed_id = instance_id(&si);
+    broker.osb().set_fail_async_operations(false);
+    let si = w
+        .wait_condition::<ServiceInstance>(&om, "Ready", "True", Some("Available"))
+        .await;
+    let new_id = instance_id(&si);
+    assert_ne!(new_id, failed_id, "a new id after orphan mitigation");
+    assert_eq!(si.annotations()[meta::EXTERNAL_NAME], new_id);
+    assert_eq!(
+        broker.instance_state(&failed_id).as_deref(),
+        Some("deleted"),
+        "the failed instance is not orphaned"
+    );
+
+    for n in [&kept, &om] {
+        w.delete::<ServiceInstance>(n).await;
+    }
+    for n in [&kept, &om] {
+        w.wait_gone::<ServiceInstance>(n).await;
+    }
+    assert_eq!(broker.instance_state(&kept_id).as_deref(), Some("deleted"));
+    assert_eq!(broker.instance_state(&new_id).as_deref(), Some("deleted"));
+    provider.stop().await;
+}
+
+#[tokio::test]
+async fn klutch_v1_5_instances_are_adopted_without_broker_mutations() {
+    let w = World::new("si-upgrade").await;
+    let broker = async_broker(DataServiceKind::Postgresql).await;
+    let pc = w.broker_config(&broker).await;
+    // An instance the Go provider provisioned.
+    let id = "76c63662-5b66-4d8f-b079-423ce962bc43-1706599907";
+    let client = broker.client().unwrap();
+    let req = klutch_osb::ProvisionRequest::new("fake-db-id", "small-id")
+        .guids("org-1", "space-1")
+        .parameter("max_connections", 100);
+    client
+        .osb()
+        .provision(id, &req, &klutch_osb::CallOptions::new().asynchronous())
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if broker.client().unwrap().instance(id).await.unwrap().state
+            == klutch_a9s::broker::InstanceState::Provisioned
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let requests_before = broker.osb().requests().len();
+
+    // Its MR as v1.5 left it: external-name = metadata.name, the id only in the status. It is
+    // created paused so that the status can be written first, as the Go provider had.
+    let name = w.name("legacy");
+    let mut si = instance(&w, &name, &pc, "small");
+    si.metadata.annotations = Some(BTreeMap::from([
+        (meta::EXTERNAL_NAME.to_owned(), name.clone()),
+        (meta::PAUSED.to_owned(), "true".to_owned()),
+    ]));
+    w.create(&si).await;
+    let api: Api<ServiceInstance> = Api::all(w.client.clone());
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"atProvider": {"instanceId": id, "serviceId": "fake-db-id", "planId": "small-id"}}})),
+    )
+    .await
+    .unwrap();
+    let provider = w.start(w.options());
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {meta::PAUSED: null}}})),
+    )
+    .await
+    .unwrap();
+    let si = w
+        .wait_condition::<ServiceInstance>(&name, "Ready", "True", Some("Available"))
+        .await;
+    w.wait_condition::<ServiceInstance>(&name, "Synced", "True", None)
+        .await;
+    assert_eq!(
+        si.annotations()[meta::EXTERNAL_NAME],
+        id,
+        "the id moved into the external name"
+    );
+    let mutations: Vec<_> = broker.osb().requests()[requests_before..]
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        mutations.is_empty(),
+        "no broker mutation while adopting: {mutations:?}"
+    );
+    w.delete::<ServiceInstance>(&name).await;
+    w.wait_gone::<ServiceInstance>(&name).await;
+    assert_eq!(broker.instance_state(id).as_deref(), Some("deleted"));
+    provider.stop().await;
 }

@@ -1,5 +1,6 @@
 //! Broker and Backup Manager clients cached per ProviderConfig (spec 3.3): rebuilt only when
-//! the ProviderConfig's `resourceVersion` or the credentials change, so connection pools and
+//! the ProviderConfig's spec (`generation`) or the credentials (values or Secret
+//! `resourceVersion`) change, so connection pools and
 //! the catalog cache (`--catalog-ttl`) survive across reconciles.
 
 use std::collections::HashMap;
@@ -156,9 +157,12 @@ impl ClientCache {
         if let Some(ca) = creds.ca_bundle {
             http = http.ca_bundle_pem(ca);
         }
+        // The spec's generation, not the resourceVersion: status writes (health, users) must
+        // not throw away the connection pool and the catalog cache.
         let key = format!(
-            "{}/{}",
-            pc.metadata.resource_version.clone().unwrap_or_default(),
+            "{}/{}/{}",
+            pc.metadata.uid.clone().unwrap_or_default(),
+            pc.metadata.generation.unwrap_or_default(),
             creds.fingerprint
         );
         Ok((pc, http, key))

@@ -13,6 +13,7 @@ use klutch_osb::{
     OperationKind, PollOutcome, PollTarget, Poller,
 };
 use kube::ResourceExt as _;
+use kube::runtime::events::EventType;
 
 use super::common::{self, external_name};
 use super::instance;
@@ -302,6 +303,26 @@ impl ExternalKind<ServiceBinding> for BindingController {
             return Ok(Observation::default());
         };
         let data = details(mr, &body)?;
+        // Once per generation: OSB bindings are immutable, and `credentials` is output-only.
+        let observed = mr.status.as_ref().and_then(|s| s.observed_generation);
+        if !deleting && observed.is_some() && observed != mr.metadata.generation {
+            cx.shared
+                .event(
+                    mr,
+                    EventType::Warning,
+                    "CannotUpdateExternalResource",
+                    "ServiceBinding parameters cannot be changed; recreate the binding".into(),
+                )
+                .await;
+        }
+        if !deleting
+            && observed != mr.metadata.generation
+            && mr.spec.for_provider.credentials.is_some()
+        {
+            cx.shared
+                .event(mr, EventType::Warning, "IgnoredField", "spec.forProvider.credentials is output-only and ignored; the credentials are in the connection Secret".into())
+                .await;
+        }
         if deleting {
             at(mr).state = "Deleting".into();
             ready(mr, conditions::deleting());

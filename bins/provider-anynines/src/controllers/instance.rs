@@ -35,6 +35,8 @@ type Res<T> = Result<T, ExternalError>;
 const PROVISION: &str = "provision";
 const UPDATE: &str = "update";
 const DEPROVISION: &str = "deprovision";
+/// The deprovision of a failed provision (`--orphan-mitigation=auto`).
+const ORPHAN_MITIGATION: &str = "orphan-mitigation";
 
 /// The instance id: external-name, else `status.atProvider.instanceId` (v1.5 migration).
 pub fn instance_id(mr: &ServiceInstance) -> Option<String> {
@@ -135,7 +137,7 @@ impl InstanceController {
             .unwrap_or_else(|| PROVISION.into());
         let kind = match kind_name.as_str() {
             UPDATE => OperationKind::Update,
-            DEPROVISION => OperationKind::Deprovision,
+            DEPROVISION | ORPHAN_MITIGATION => OperationKind::Deprovision,
             _ => OperationKind::Provision,
         };
         let at = s.at_provider.clone().unwrap_or_default();
@@ -230,6 +232,80 @@ impl InstanceController {
                 .requeue_after(delay));
             }
         })
+    }
+
+    /// Orphan mitigation (spec 4.6, `--orphan-mitigation=auto`): deprovision a failed
+    /// provision, then forget its id so that the next reconcile provisions a new instance.
+    async fn mitigate(
+        &self,
+        ep: &BrokerEndpoint,
+        cx: &Cx<'_, ServiceInstance>,
+        mr: &mut ServiceInstance,
+        id: &str,
+        failure: &str,
+    ) -> Res<Observation> {
+        let at = mr
+            .status
+            .as_ref()
+            .and_then(|s| s.at_provider.clone())
+            .unwrap_or_default();
+        let (sid, pid) = (
+            at.service_id.unwrap_or_default(),
+            at.plan_id.unwrap_or_default(),
+        );
+        let r = ep
+            .broker()
+            .osb()
+            .deprovision(id, &sid, &pid, &CallOptions::new().asynchronous())
+            .await;
+        ep.record(DEPROVISION, &errors::outcome_osb(&r));
+        match r {
+            Ok(reply) => match reply.outcome {
+                DeleteOutcome::InProgress { operation } => {
+                    set_pending(mr, ORPHAN_MITIGATION, operation, &pid);
+                    ready(
+                        mr,
+                        conditions::creating_with(format!(
+                            "provision failed: {failure}; deprovisioning the failed instance before provisioning again"
+                        )),
+                    );
+                    cx.save_status(mr).await?;
+                    Ok(Observation {
+                        exists: true,
+                        up_to_date: true,
+                        requeue_after: Some(Duration::from_secs(5)),
+                        ..Default::default()
+                    })
+                }
+                DeleteOutcome::Deleted | DeleteOutcome::Gone => {
+                    self.forget_id(cx, mr, failure).await
+                }
+            },
+            Err(e) if matches!(e.status(), Some(404 | 410)) => {
+                self.forget_id(cx, mr, failure).await
+            }
+            Err(e) => Err(errors::osb(&ep.url, e)),
+        }
+    }
+
+    async fn forget_id(
+        &self,
+        cx: &Cx<'_, ServiceInstance>,
+        mr: &mut ServiceInstance,
+        failure: &str,
+    ) -> Res<Observation> {
+        clear_pending(mr);
+        mr.status.get_or_insert_with(Default::default).at_provider = None;
+        if let Some(a) = mr.metadata.annotations.as_mut() {
+            a.remove(EXTERNAL_NAME);
+        }
+        cx.save_meta(mr).await?;
+        ready(mr, conditions::creating());
+        cx.save_status(mr).await?;
+        Err(ExternalError::user(format!(
+            "provision failed: {failure}; the failed instance was deprovisioned and provisioning starts again with a new instance id"
+        ))
+        .requeue_after(Duration::from_secs(1)))
     }
 
     async fn dependents(&self, cx: &Cx<'_, ServiceInstance>, mr: &ServiceInstance) -> Res<usize> {
@@ -383,6 +459,11 @@ impl ExternalKind<ServiceInstance> for InstanceController {
 
         // 6. Deleted outside Kubernetes (a9s never reuses ids).
         if record.is_deleted() {
+            if pending.as_deref() == Some(ORPHAN_MITIGATION) && !deleting {
+                return self
+                    .forget_id(cx, mr, "the broker reported a failure")
+                    .await;
+            }
             clear_pending(mr);
             if deleting {
                 return Ok(Observation::default());
@@ -400,24 +481,6 @@ impl ExternalKind<ServiceInstance> for InstanceController {
             });
         }
 
-        // 4. Parameters as the broker reports them.
-        let mut params_known = false;
-        if !deleting {
-            let r = ep.broker().fetch_instance(&id).await;
-            ep.record("fetch_instance", if r.is_ok() { "ok" } else { "error" });
-            match r {
-                Ok(inst) => {
-                    params_known = true;
-                    at_provider(mr).parameters = match inst.parameters {
-                        Some(Value::Object(m)) => Some(m.into_iter().collect()),
-                        _ => None,
-                    };
-                }
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(errors::broker_ext(&ep.url, e)),
-            }
-        }
-
         // 7. A running operation.
         let mut requeue = None;
         let mut failure = None;
@@ -427,6 +490,14 @@ impl ExternalKind<ServiceInstance> for InstanceController {
                 PollResult::Running { kind, delay } => {
                     still_pending = true;
                     requeue = Some(delay);
+                    if kind == ORPHAN_MITIGATION {
+                        return Ok(Observation {
+                            exists: true,
+                            up_to_date: true,
+                            requeue_after: requeue,
+                            ..Default::default()
+                        });
+                    }
                     if kind == DEPROVISION {
                         ready(mr, conditions::deleting());
                         return Ok(Observation {
@@ -441,6 +512,11 @@ impl ExternalKind<ServiceInstance> for InstanceController {
                         conditions::creating_with(format!("operation {kind} in progress")),
                     );
                 }
+                PollResult::Gone if pending.as_deref() == Some(ORPHAN_MITIGATION) && !deleting => {
+                    return self
+                        .forget_id(cx, mr, "the broker reported a failure")
+                        .await;
+                }
                 PollResult::Gone => return Ok(Observation::default()),
                 PollResult::Done => {
                     // Read the record again: the operation changed it.
@@ -450,7 +526,46 @@ impl ExternalKind<ServiceInstance> for InstanceController {
                     }
                     requeue = Some(Duration::from_secs(1));
                 }
+                PollResult::Failed(d)
+                    if pending.as_deref() == Some(PROVISION)
+                        && cx.options().orphan_mitigation
+                        && !deleting =>
+                {
+                    return self.mitigate(ep, cx, mr, &id, &d).await;
+                }
                 PollResult::Failed(d) => failure = Some(d),
+            }
+        }
+
+        // 4. Parameters as the broker reports them, once no provision runs (brokers answer 404
+        // while creating).
+        let mut params_known = false;
+        let state_now = mr
+            .status
+            .as_ref()
+            .and_then(|s| s.at_provider.as_ref())
+            .and_then(|a| a.state.clone())
+            .unwrap_or_default();
+        let settled = matches!(
+            InstanceState::parse(&state_now),
+            InstanceState::Provisioned | InstanceState::Available | InstanceState::Failed
+        );
+        if !deleting && settled && !still_pending {
+            let r = ep.broker().fetch_instance(&id).await;
+            ep.record("fetch_instance", if r.is_ok() { "ok" } else { "error" });
+            match r {
+                Ok(inst) => {
+                    params_known = true;
+                    at_provider(mr).parameters = match inst.parameters {
+                        Some(Value::Object(m)) => Some(m.into_iter().collect()),
+                        _ => None,
+                    };
+                }
+                // Unknown this round (being created or updated): no update decision.
+                Err(e)
+                    if e.is_not_found()
+                        || e.osb().is_some_and(klutch_osb::Error::is_concurrency) => {}
+                Err(e) => return Err(errors::broker_ext(&ep.url, e)),
             }
         }
 
@@ -709,7 +824,10 @@ impl ExternalKind<ServiceInstance> for InstanceController {
             .requeue_after(Duration::from_secs(30)));
         }
         let s = mr.status.clone().unwrap_or_default();
-        if s.pending_operation_type.as_deref() == Some(DEPROVISION) {
+        if matches!(
+            s.pending_operation_type.as_deref(),
+            Some(DEPROVISION | ORPHAN_MITIGATION)
+        ) {
             return Ok(Deletion {
                 requeue_after: Some(Duration::from_secs(5)),
             });

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod binding;
 pub mod common;
 pub mod instance;
+pub mod provider_config;
 pub mod restore;
 
 pub use backup::BackupController;

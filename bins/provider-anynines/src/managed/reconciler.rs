@@ -773,15 +773,21 @@ fn error_policy<K: Managed, E: ExternalKind<K>>(
     Action::requeue(d)
 }
 
-/// Changes that trigger a reconcile: the spec (generation), deletion, labels and annotations.
-/// Status changes do not (the reconciler requeues itself while operations run).
+/// Changes that trigger a reconcile: the spec (generation), deletion, labels and annotations
+/// (but not the create-pending/succeeded/failed and id bookkeeping). Status changes do not (the reconciler requeues itself while operations run).
 fn trigger_hash<K: Managed>(obj: &K) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let m = obj.meta();
     m.generation.hash(&mut h);
     m.deletion_timestamp.is_some().hash(&mut h);
     m.labels.hash(&mut h);
-    m.annotations.hash(&mut h);
+    // Annotations, except the bookkeeping ones the reconciler writes itself (the
+    // external-name stays: users set it to import).
+    for (k, v) in m.annotations.iter().flatten() {
+        if k == meta::EXTERNAL_NAME || !meta::OWNED_ANNOTATIONS.contains(&k.as_str()) {
+            (k, v).hash(&mut h);
+        }
+    }
     Some(h.finish())
 }
 
