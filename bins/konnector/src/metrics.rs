@@ -105,7 +105,7 @@ impl Default for Metrics {
         let leader = Gauge::default();
         registry.register(
             "leader",
-            "1 while this replica holds the leader Lease",
+            "Whether this replica holds the leader Lease (1) or not (0)",
             leader.clone(),
         );
         Metrics {

@@ -232,10 +232,15 @@ async fn namespaced_binding(consumer: &kube::Client, space: &Space, konnector: &
     let (code, metrics) = konnector.get("/metrics").await.unwrap();
     assert_eq!(code, 200);
     assert!(
-        metrics.contains("konnector_provider_connections 1"),
+        metrics
+            .lines()
+            .any(|l| l == "konnector_provider_connections 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("konnector_leader 1"), "{metrics}");
+    assert!(
+        metrics.lines().any(|l| l == "konnector_leader 1"),
+        "{metrics}"
+    );
 
     // Kubeconfig rotation: the provider rewrites its Secret; the consumer copy follows and the
     // connection restarts with the new bytes, still syncing.
@@ -291,7 +296,9 @@ async fn namespaced_binding(consumer: &kube::Client, space: &Space, konnector: &
     }
     eventually("no provider connection", || async {
         let (_, m) = konnector.get("/metrics").await?;
-        m.contains("konnector_provider_connections 0").then_some(())
+        m.lines()
+            .any(|l| l == "konnector_provider_connections 0")
+            .then_some(())
     })
     .await;
 }
