@@ -41,6 +41,7 @@ async fn konnector_end_to_end() {
         namespaced_binding(&consumer, &space, &konnector).await;
         error_conditions(&consumer, &space).await;
         claimed_secrets(&consumer, &space).await;
+        two_providers(&consumer, env, &konnector).await;
         namespaced_adoption_and_orphans(&consumer, &space).await;
         for mode in [
             ClusterScopedIsolation::Prefixed,
@@ -888,4 +889,49 @@ async fn claimed_secrets(consumer: &kube::Client, space: &Space) {
 fn base64(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// A second provider connection (another cluster namespace with its own kubeconfig) next to the
+/// first: both sync, each into its own namespaces.
+async fn two_providers(consumer: &kube::Client, env: &TestEnv, konnector: &Konnector) {
+    let second = space(&env["control-plane"], "cluster-e2e2").await;
+    second
+        .export(
+            &crd("two.klutch.test", "Widget", "widgets", "Namespaced", None),
+            None,
+            vec![],
+        )
+        .await;
+    bind(consumer, &second, "widgets.two.klutch.test", vec![]).await;
+    ready(consumer, "widgets.two.klutch.test").await;
+    eventually("two provider connections", || async {
+        let (_, m) = konnector.get("/metrics").await?;
+        m.lines()
+            .any(|l| l == "konnector_provider_connections 2")
+            .then_some(())
+    })
+    .await;
+    create_namespace(consumer, "team-two").await;
+    let widgets = ar("two.klutch.test", "Widget", "widgets");
+    let mut w = DynamicObject::new("w", &widgets);
+    w.data = json!({ "spec": { "size": 2 } });
+    Api::<DynamicObject>::namespaced_with(consumer.clone(), "team-two", &widgets)
+        .create(&PostParams::default(), &w)
+        .await
+        .unwrap();
+    let theirs: Api<DynamicObject> = Api::namespaced_with(
+        second.provider.clone(),
+        &second.service_ns("team-two"),
+        &widgets,
+    );
+    eventually("copy via the second provider", || async {
+        theirs.get_opt("w").await.unwrap()
+    })
+    .await;
+    let wrong: Api<DynamicObject> =
+        Api::namespaced_with(second.provider.clone(), "cluster-e2e-team-two", &widgets);
+    assert!(
+        matches!(wrong.get_opt("w").await, Ok(None) | Err(_)),
+        "nothing in the first provider's namespaces"
+    );
 }
