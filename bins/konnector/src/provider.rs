@@ -92,7 +92,13 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let client = loop {
-        match kubeconfig::client(&config.kubeconfig, (&config.secret.0, &config.secret.1)).await {
+        match kubeconfig::client(
+            &config.kubeconfig,
+            (&config.secret.0, &config.secret.1),
+            &shared.metrics,
+        )
+        .await
+        {
             Ok(c) => break c,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot build the provider client; retrying");
