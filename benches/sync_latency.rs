@@ -426,11 +426,33 @@ async fn round(env: &TestEnv, n: usize, agent: Agent, tag: &str) -> Outcome {
             .expect("start the konnector");
         child = Some(process);
         let provider_ns = konnector_setup(env, &consumer_ns, tag).await;
-        // Ready: the consumer CRD is served.
-        let served: Api<DynamicObject> = Api::all_with(env["app"].client().await.unwrap(), &ar);
+        // Ready: the binding reports Ready (its sync context runs) and the consumer CRD is served.
+        let consumer = env["app"].client().await.unwrap();
+        let bindings: Api<klutch_sdk::api::APIServiceBinding> =
+            Api::namespaced(consumer.clone(), "klutch-bind");
+        let binding = format!("widgets.{tag}.bench.klutch.test");
+        loop {
+            let ready = bindings
+                .get_opt(&binding)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|b| b.status)
+                .is_some_and(|s| {
+                    s.conditions.iter().any(|c| {
+                        c.type_ == "Ready" && c.status == klutch_sdk::api::ConditionStatus::True
+                    })
+                });
+            if ready {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let served: Api<DynamicObject> = Api::all_with(consumer, &ar);
         while served.list(&Default::default()).await.is_err() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        tokio::time::sleep(Duration::from_millis(500)).await; // as for the other agents
         (Counting::Konnector(address), provider_ns, None)
     } else {
         let provider_ns = setup(env, &consumer_ns, tag).await;
