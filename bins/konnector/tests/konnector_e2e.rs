@@ -243,6 +243,17 @@ async fn namespaced_binding(consumer: &kube::Client, space: &Space, konnector: &
         "{metrics}"
     );
 
+    // The konnector does not rewrite its CRD on every pass (each CRD update restarts serving).
+    let crd_now = Api::<CustomResourceDefinition>::all(consumer.clone())
+        .get("widgets.e2e.klutch.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        crd_now.metadata.generation,
+        Some(1),
+        "the CRD was never rewritten"
+    );
+
     // Kubeconfig rotation: the provider rewrites its Secret; the consumer copy follows and the
     // connection restarts with the new bytes, still syncing.
     let rotated = kubeconfig_for_rotation(space);
