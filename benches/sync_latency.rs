@@ -271,7 +271,7 @@ async fn http_get(address: &str, path: &str) -> Option<String> {
 
 /// The konnector binary: `KLUTCH_KONNECTOR_BIN`, else `<target dir>/release/konnector` (build it
 /// with `cargo build --release -p konnector`).
-fn konnector_bin() -> std::path::PathBuf {
+fn konnector_bin_path() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("KLUTCH_KONNECTOR_BIN") {
         return p.into();
     }
@@ -279,7 +279,12 @@ fn konnector_bin() -> std::path::PathBuf {
         || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
         std::path::PathBuf::from,
     );
-    let bin = target.join("release/konnector");
+    target.join("release/konnector")
+}
+
+/// [`konnector_bin_path`], which must exist.
+fn konnector_bin() -> std::path::PathBuf {
+    let bin = konnector_bin_path();
     assert!(
         bin.exists(),
         "{} missing: run `cargo build --release -p konnector` first (or set KLUTCH_KONNECTOR_BIN)",
@@ -658,8 +663,19 @@ async fn main() {
     };
     // KLUTCH_BENCH_AGENTS=syncer skips the floor (e.g. while profiling the syncer).
     // KLUTCH_BENCH_AGENTS: comma-separated of floor, syncer, konnector (default: all three).
+    // Without the variable, the konnector runs when its release binary exists (`cargo build
+    // --release -p konnector`); the table says so when it does not.
+    let default_agents = if konnector_bin_path().exists() {
+        "floor,syncer,konnector"
+    } else {
+        println!(
+            "(no konnector binary at {}: build it with `cargo build --release -p konnector` to measure it)",
+            konnector_bin_path().display()
+        );
+        "floor,syncer"
+    };
     let agents: Vec<Agent> = std::env::var("KLUTCH_BENCH_AGENTS")
-        .unwrap_or_else(|_| "floor,syncer,konnector".into())
+        .unwrap_or_else(|_| default_agents.into())
         .split(',')
         .map(|a| match a.trim() {
             "floor" => Agent::Floor,
