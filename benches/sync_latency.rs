@@ -1,8 +1,11 @@
-//! Sync latency, throughput, memory and API requests per object of `ResourceSyncer` between two
-//! real clusters, against the floor: a minimal watch-then-apply loop between the same clusters.
+//! Sync latency, throughput, memory and API requests per object of `ResourceSyncer` and of the
+//! konnector binary between two real clusters, against the floor: a minimal watch-then-apply
+//! loop between the same clusters.
 //!
 //! ```text
+//! cargo build --release -p konnector                                    # the konnector rounds run it
 //! cargo bench -p klutch-benches --bench sync_latency                    # N = 10, 100, 1000
+//! KLUTCH_BENCH_AGENTS=floor,konnector cargo bench -p klutch-benches --bench sync_latency
 //! KLUTCH_BENCH_SYNC_N=100 cargo bench -p klutch-benches --bench sync_latency
 //! ```
 //!
@@ -10,8 +13,10 @@
 //! each create and, through its own watch on the control plane, the moment the copy appears
 //! (create → provider copy). Then it sets every copy's status on the control plane and stamps
 //! when the app cluster shows it (provider status → consumer status). Requests are counted on
-//! the syncer's own clients (a tower layer), so "writes per object" is exact. Memory is the
-//! bench process's peak RSS (syncer plus the bench itself), an upper bound for the syncer.
+//! the syncer's own clients (a tower layer), so "writes per object" is exact; the konnector
+//! counts its own (`konnector_api_requests_total`, read from its `/metrics`). Memory is the
+//! bench process's peak RSS for the in-process agents (agent plus the bench itself, an upper
+//! bound) and the konnector process's own peak RSS (VmHWM) for the konnector.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,6 +72,11 @@ async fn counted_client(identity: &Identity, counter: Arc<Counter>) -> kube::Cli
 }
 
 async fn setup(env: &TestEnv, consumer_ns: &str, tag: &str) -> String {
+    setup_with(env, consumer_ns, tag, true).await
+}
+
+/// [`setup`]; the consumer CRD only when `consumer_crd` (the konnector creates its own).
+async fn setup_with(env: &TestEnv, consumer_ns: &str, tag: &str, consumer_crd: bool) -> String {
     let consumer = env["app"].client().await.unwrap();
     let provider = env["control-plane"].client().await.unwrap();
     let crd: CustomResourceDefinition = serde_json::from_value(json!({
@@ -78,8 +88,9 @@ async fn setup(env: &TestEnv, consumer_ns: &str, tag: &str) -> String {
                 "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }] }
     }))
     .unwrap();
-    for client in [&consumer, &provider] {
-        install_crd(client, &crd).await.unwrap();
+    install_crd(&provider, &crd).await.unwrap();
+    if consumer_crd {
+        install_crd(&consumer, &crd).await.unwrap();
     }
     for crd in klutch_sdk::api::crds() {
         install_crd(&provider, &crd).await.unwrap();
@@ -184,32 +195,291 @@ struct Outcome {
     throughput: f64,
     writes_per_object: f64,
     requests_per_object: f64,
+    rss: u64,
 }
 
-/// One round: N creates, then N provider status updates. `floor` runs the minimal loop instead of
-/// the syncer.
-async fn round(env: &TestEnv, n: usize, floor: bool, tag: &str) -> Outcome {
+/// The agent under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Agent {
+    /// The minimal watch-then-apply loop.
+    Floor,
+    /// `ResourceSyncer` in this process.
+    Syncer,
+    /// The konnector binary as a child process, bound like `kubectl bind` would.
+    Konnector,
+}
+
+impl Agent {
+    fn name(self) -> &'static str {
+        match self {
+            Agent::Floor => "floor",
+            Agent::Syncer => "ResourceSyncer",
+            Agent::Konnector => "konnector (binary)",
+        }
+    }
+}
+
+/// Where requests are counted: on the in-process agent's clients, or the konnector's
+/// `konnector_api_requests_total`.
+enum Counting {
+    Local(Arc<Counter>),
+    Konnector(String),
+}
+
+impl Counting {
+    /// (reads, writes) so far.
+    async fn now(&self) -> (u64, u64) {
+        match self {
+            Counting::Local(c) => (
+                c.reads.load(Ordering::Relaxed),
+                c.writes.load(Ordering::Relaxed),
+            ),
+            Counting::Konnector(address) => {
+                let body = http_get(address, "/metrics").await.unwrap_or_default();
+                let (mut reads, mut writes) = (0, 0);
+                for line in body
+                    .lines()
+                    .filter(|l| l.starts_with("konnector_api_requests_total{"))
+                {
+                    let value: f64 = line
+                        .rsplit(' ')
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0.0);
+                    if line.contains("method=\"GET\"") || line.contains("method=\"HEAD\"") {
+                        reads += value as u64;
+                    } else {
+                        writes += value as u64;
+                    }
+                }
+                (reads, writes)
+            }
+        }
+    }
+}
+
+async fn http_get(address: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(address).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.ok()?;
+    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
+}
+
+/// The konnector binary: `KLUTCH_KONNECTOR_BIN`, else `<target dir>/release/konnector` (build it
+/// with `cargo build --release -p konnector`).
+fn konnector_bin_path() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("KLUTCH_KONNECTOR_BIN") {
+        return p.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        std::path::PathBuf::from,
+    );
+    target.join("release/konnector")
+}
+
+/// [`konnector_bin_path`], which must exist.
+fn konnector_bin() -> std::path::PathBuf {
+    let bin = konnector_bin_path();
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build --release -p konnector` first (or set KLUTCH_KONNECTOR_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// Peak RSS of process `pid` (VmHWM), MiB.
+fn peak_rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .map(|v| v.trim().trim_end_matches("kB").trim().to_owned())
+        })
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// The provider side as the backend lays it out and the consumer side as `kubectl bind` leaves
+/// it, for the konnector: export, ClusterBinding, kubeconfig Secrets, binding. The consumer CRD
+/// is the konnector's to create.
+async fn konnector_setup(env: &TestEnv, consumer_ns: &str, tag: &str) -> String {
+    use klutch_sdk::api::export::Scope;
+    use klutch_sdk::api::{
+        APIServiceBinding, APIServiceBindingSpec, APIServiceExport, ClusterBinding,
+        ClusterBindingSpec, ClusterSecretKeyRef, LocalSecretKeyRef,
+    };
+    let provider_ns = setup_with(env, consumer_ns, tag, false).await;
+    let consumer = env["app"].client().await.unwrap();
+    let provider = env["control-plane"].client().await.unwrap();
+    let mut kc = env["control-plane"].admin().kubeconfig();
+    kc.contexts[0].context.as_mut().unwrap().namespace = Some(CLUSTER_NS.into());
+    let kubeconfig = serde_json::to_string(&kc).unwrap();
+    let secret = |ns: &str, name: &str| json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": name, "namespace": ns }, "stringData": { "kubeconfig": kubeconfig } });
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(provider.clone(), CLUSTER_NS)
+        .patch(
+            "kubeconfig",
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(secret(CLUSTER_NS, "kubeconfig")),
+        )
+        .await
+        .unwrap();
+    let cb = ClusterBinding::new(
+        "cluster",
+        ClusterBindingSpec {
+            kubeconfig_secret_ref: LocalSecretKeyRef {
+                name: "kubeconfig".into(),
+                key: Default::default(),
+            },
+            provider_pretty_name: "Bench".into(),
+            service_provider_spec: None,
+        },
+    );
+    let _ = Api::<ClusterBinding>::namespaced(provider.clone(), CLUSTER_NS)
+        .create(&PostParams::default(), &cb)
+        .await;
+    let crd = Api::<CustomResourceDefinition>::all(provider.clone())
+        .get(&format!("widgets.{tag}.bench.klutch.test"))
+        .await
+        .unwrap();
+    let spec =
+        klutch_sdk::api::convert::export_spec_from_crd(&crd, vec![], Scope::Namespaced, None)
+            .unwrap();
+    let name = format!("widgets.{tag}.bench.klutch.test");
+    let mut export = serde_json::to_value(APIServiceExport::new(&name, spec)).unwrap();
+    export["metadata"]["namespace"] = json!(CLUSTER_NS);
+    Api::<APIServiceExport>::namespaced(provider.clone(), CLUSTER_NS)
+        .patch(
+            &name,
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(&export),
+        )
+        .await
+        .unwrap();
+    let _ = Api::<Namespace>::all(consumer.clone())
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some("klutch-bind".into()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await;
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(consumer.clone(), "klutch-bind")
+        .patch(
+            "kubeconfig-bench",
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(secret("klutch-bind", "kubeconfig-bench")),
+        )
+        .await
+        .unwrap();
+    let binding = APIServiceBinding::new(
+        &name,
+        APIServiceBindingSpec {
+            kubeconfig_secret_ref: ClusterSecretKeyRef {
+                name: "kubeconfig-bench".into(),
+                namespace: "klutch-bind".into(),
+                key: Default::default(),
+            },
+            permission_claims: vec![],
+        },
+    );
+    // The konnector installs the APIServiceBinding CRD; retry until it is served.
+    let bindings: Api<APIServiceBinding> = Api::namespaced(consumer.clone(), "klutch-bind");
+    loop {
+        match bindings.create(&PostParams::default(), &binding).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(s)) if s.code == 409 => break,
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    provider_ns
+}
+
+/// One round: N creates, then N provider status updates, through `agent`.
+async fn round(env: &TestEnv, n: usize, agent: Agent, tag: &str) -> Outcome {
     let consumer_ns = format!("bench-{tag}");
-    let provider_ns = setup(env, &consumer_ns, tag).await;
     let ar = widgets(tag);
-    let counter = Arc::new(Counter::default());
-    let sync_consumer = counted_client(&env["app"].admin(), counter.clone()).await;
-    let sync_provider = counted_client(&env["control-plane"].admin(), counter.clone()).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = if floor {
-        tokio::spawn(floor_loop(
-            sync_consumer,
-            sync_provider,
-            ar.clone(),
-            consumer_ns.clone(),
-            provider_ns.clone(),
-            stopped,
-        ))
+    let mut child = None;
+    let (counting, provider_ns, task) = if agent == Agent::Konnector {
+        let port = klutch_sdk::testenv::free_port().unwrap();
+        let address = format!("127.0.0.1:{port}");
+        let process = tokio::process::Command::new(konnector_bin())
+            .arg("--kubeconfig")
+            .arg(env["app"].kubeconfig_path())
+            .args([
+                "--lease-namespace",
+                "default",
+                "--lease-name",
+                &format!("bench-{tag}"),
+                "--pod-name",
+                "bench",
+            ])
+            .args(["--healthz-address", &address, "-v", "1"])
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the konnector");
+        child = Some(process);
+        let provider_ns = konnector_setup(env, &consumer_ns, tag).await;
+        // Ready: the binding reports Ready (its sync context runs) and the consumer CRD is served.
+        let consumer = env["app"].client().await.unwrap();
+        let bindings: Api<klutch_sdk::api::APIServiceBinding> =
+            Api::namespaced(consumer.clone(), "klutch-bind");
+        let binding = format!("widgets.{tag}.bench.klutch.test");
+        loop {
+            let ready = bindings
+                .get_opt(&binding)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|b| b.status)
+                .is_some_and(|s| {
+                    s.conditions.iter().any(|c| {
+                        c.type_ == "Ready" && c.status == klutch_sdk::api::ConditionStatus::True
+                    })
+                });
+            if ready {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let served: Api<DynamicObject> = Api::all_with(consumer, &ar);
+        while served.list(&Default::default()).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await; // as for the other agents
+        (Counting::Konnector(address), provider_ns, None)
     } else {
-        let syncer = ResourceSyncer::new(sync_consumer, sync_provider, ar.clone(), CLUSTER_NS);
-        tokio::spawn(syncer.run(async move {
-            let _ = stopped.await;
-        }))
+        let provider_ns = setup(env, &consumer_ns, tag).await;
+        let counter = Arc::new(Counter::default());
+        let sync_consumer = counted_client(&env["app"].admin(), counter.clone()).await;
+        let sync_provider = counted_client(&env["control-plane"].admin(), counter.clone()).await;
+        let task = if agent == Agent::Floor {
+            tokio::spawn(floor_loop(
+                sync_consumer,
+                sync_provider,
+                ar.clone(),
+                consumer_ns.clone(),
+                provider_ns.clone(),
+                stopped,
+            ))
+        } else {
+            let syncer = ResourceSyncer::new(sync_consumer, sync_provider, ar.clone(), CLUSTER_NS);
+            tokio::spawn(syncer.run(async move {
+                let _ = stopped.await;
+            }))
+        };
+        (Counting::Local(counter), provider_ns, Some(task))
     };
     tokio::time::sleep(Duration::from_millis(500)).await; // let the agent's watches start
 
@@ -220,10 +490,7 @@ async fn round(env: &TestEnv, n: usize, floor: bool, tag: &str) -> Outcome {
     let (copied, copy_watch) = record(theirs.clone(), |_| true);
     let (statused, status_watch) = record(mine.clone(), |o| o.data.get("status").is_some());
 
-    let before = (
-        counter.reads.load(Ordering::Relaxed),
-        counter.writes.load(Ordering::Relaxed),
-    );
+    let before = counting.now().await;
     let started = Instant::now();
     let mut created = HashMap::new();
     let creates = futures::stream::iter(0..n).map(|i| {
@@ -282,10 +549,28 @@ async fn round(env: &TestEnv, n: usize, floor: bool, tag: &str) -> Outcome {
 
     // Steady state: nothing changes, so nothing must be written.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let reads = counter.reads.load(Ordering::Relaxed) - before.0;
-    let writes = counter.writes.load(Ordering::Relaxed) - before.1;
+    let after = counting.now().await;
+    let (reads, writes) = (after.0 - before.0, after.1 - before.1);
     let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), agent).await;
+    if let Some(task) = task {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    let rss = match &mut child {
+        Some(c) => {
+            let rss = c.id().map_or(0, peak_rss_of);
+            // Unbind, so that later rounds' konnectors do not serve this round's objects.
+            let bindings: Api<klutch_sdk::api::APIServiceBinding> =
+                Api::namespaced(env["app"].client().await.unwrap(), "klutch-bind");
+            let name = format!("widgets.{tag}.bench.klutch.test");
+            let _ = bindings.delete(&name, &Default::default()).await;
+            while bindings.get_opt(&name).await.ok().flatten().is_some() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let _ = c.kill().await;
+            rss
+        }
+        None => peak_rss_mib(),
+    };
     copy_watch.abort();
     status_watch.abort();
     Outcome {
@@ -294,6 +579,7 @@ async fn round(env: &TestEnv, n: usize, floor: bool, tag: &str) -> Outcome {
         throughput: n as f64 / converged.as_secs_f64(),
         writes_per_object: writes as f64 / n as f64,
         requests_per_object: (reads + writes) as f64 / n as f64,
+        rss,
     }
 }
 
@@ -376,10 +662,30 @@ async fn main() {
             .collect()
     };
     // KLUTCH_BENCH_AGENTS=syncer skips the floor (e.g. while profiling the syncer).
-    let agents = match std::env::var("KLUTCH_BENCH_AGENTS").as_deref() {
-        Ok("syncer") => vec![false],
-        _ => vec![true, false],
+    // KLUTCH_BENCH_AGENTS: comma-separated of floor, syncer, konnector (default: all three).
+    // Without the variable, the konnector runs when its release binary exists (`cargo build
+    // --release -p konnector`); the table says so when it does not.
+    let default_agents = if konnector_bin_path().exists() {
+        "floor,syncer,konnector"
+    } else {
+        println!(
+            "(no konnector binary at {}: build it with `cargo build --release -p konnector` to measure it)",
+            konnector_bin_path().display()
+        );
+        "floor,syncer"
     };
+    let agents: Vec<Agent> = std::env::var("KLUTCH_BENCH_AGENTS")
+        .unwrap_or_else(|_| default_agents.into())
+        .split(',')
+        .map(|a| match a.trim() {
+            "floor" => Agent::Floor,
+            "syncer" => Agent::Syncer,
+            "konnector" => Agent::Konnector,
+            other => {
+                panic!("unknown agent {other:?} in KLUTCH_BENCH_AGENTS (floor, syncer, konnector)")
+            }
+        })
+        .collect();
     let env = TestEnv::builder()
         .cluster("control-plane")
         .cluster("app")
@@ -392,18 +698,18 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|");
     for n in sizes {
-        for floor in agents.clone() {
-            let tag = format!("{n}-{}", if floor { "floor" } else { "syncer" });
-            let o = round(&env, n, floor, &tag).await;
+        for agent in agents.clone() {
+            let tag = format!("{n}-{}", format!("{agent:?}").to_lowercase());
+            let o = round(&env, n, agent, &tag).await;
             let (u50, u95, u99) = percentiles(o.up);
             let (d50, d95, d99) = percentiles(o.down);
             println!(
                 "| {n} | {} | {u50:.0} / {u95:.0} / {u99:.0} | {d50:.0} / {d95:.0} / {d99:.0} | {:.0} | {:.2} | {:.2} | {} |",
-                if floor { "floor" } else { "ResourceSyncer" },
+                agent.name(),
                 o.throughput,
                 o.writes_per_object,
                 o.requests_per_object,
-                peak_rss_mib()
+                o.rss
             );
         }
     }

@@ -9,6 +9,7 @@ use klutch_sdk::api::wellknown::{BOUND_ANNOTATION, SYNCER_FINALIZER};
 use klutch_sdk::api::{
     APIServiceBinding, APIServiceExport, APIServiceNamespace, ClaimState, Condition, Severity,
 };
+use klutch_sdk::sync::claimed::ClaimSyncer;
 use klutch_sdk::sync::claims::Selection;
 use klutch_sdk::sync::placement::Placement;
 use klutch_sdk::sync::syncer::ResourceSyncer;
@@ -130,9 +131,73 @@ pub async fn run(
     )
     .with_placement(placement)
     .with_observer(p.shared.observer.clone());
+    let mut tasks = Vec::new();
+    for claim in binding
+        .spec
+        .permission_claims
+        .iter()
+        .filter(|c| c.state == ClaimState::Accepted)
+    {
+        let claim = claim.claim.clone();
+        let Some(claim_ar) = claimed_resource(&p.shared.consumer, &claim).await else {
+            tracing::warn!(resource = %claim.group_resource.resource, "claimed resource not found in the consumer cluster; not synced");
+            continue;
+        };
+        match ClaimSyncer::new(
+            p.shared.consumer.clone(),
+            p.client.clone(),
+            claim_ar,
+            claim,
+            &p.namespace,
+        ) {
+            Ok(claims) => {
+                let claims = claims.with_observer(p.shared.observer.clone());
+                let shutdown = cancel.clone();
+                tasks.push(tokio::spawn(
+                    claims.run(async move { shutdown.cancelled().await }),
+                ));
+            }
+            Err(e) => tracing::warn!(error = %e, "claim not synced"),
+        }
+    }
     let shutdown = cancel.clone();
     syncer.run(async move { shutdown.cancelled().await }).await;
+    for t in tasks {
+        let _ = t.await;
+    }
     tracing::info!(binding = %binding.name_any(), "sync context stopped");
+}
+
+/// The API resource a claim names: core Secrets and ConfigMaps directly, anything else through
+/// discovery in the consumer cluster.
+async fn claimed_resource(
+    client: &kube::Client,
+    claim: &klutch_sdk::api::PermissionClaim,
+) -> Option<ApiResource> {
+    let gr = &claim.group_resource;
+    let known = match (gr.group.as_str(), gr.resource.as_str()) {
+        ("", "secrets") => Some("Secret"),
+        ("", "configmaps") => Some("ConfigMap"),
+        _ => None,
+    };
+    if let Some(kind) = known {
+        return Some(ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("", &claim.version, kind),
+            &gr.resource,
+        ));
+    }
+    let gv = kube::core::GroupVersion {
+        group: gr.group.clone(),
+        version: claim.version.clone(),
+    };
+    let group = kube::discovery::oneshot::pinned_group(client, &gv)
+        .await
+        .ok()?;
+    group
+        .recommended_resources()
+        .into_iter()
+        .map(|(ar, _)| ar)
+        .find(|ar| ar.plural == gr.resource)
 }
 
 /// Unbinds (§5.10): removes `bound` from the provider copies (so nothing deletes them), then our

@@ -116,7 +116,11 @@ fn context_namespace(kubeconfig: &Kubeconfig) -> std::result::Result<String, boo
 }
 
 /// A client for validated kubeconfig bytes, with user agent `konnector`.
-pub async fn client(bytes: &[u8], secret: (&str, &str)) -> Result<kube::Client> {
+pub async fn client(
+    bytes: &[u8],
+    secret: (&str, &str),
+    metrics: &std::sync::Arc<crate::metrics::Metrics>,
+) -> Result<kube::Client> {
     let (namespace, name) = (secret.0.to_owned(), secret.1.to_owned());
     let kubeconfig =
         Kubeconfig::from_yaml(&String::from_utf8_lossy(bytes)).map_err(|source| Error::Parse {
@@ -133,7 +137,7 @@ pub async fn client(bytes: &[u8], secret: (&str, &str)) -> Result<kube::Client> 
                 source,
             })?;
     crate::tune(&mut config);
-    kube::Client::try_from(config).map_err(|source| Error::Client {
+    crate::counted_client(config, "provider", metrics).map_err(|source| Error::Client {
         namespace,
         name,
         source: kube::config::KubeconfigError::LoadContext(source.to_string()),

@@ -95,6 +95,29 @@ pub struct Shared {
     pub settings: Settings,
 }
 
+/// A client for `config` whose requests are counted in `konnector_api_requests_total` under
+/// `cluster`.
+pub fn counted_client(
+    config: kube::Config,
+    cluster: &'static str,
+    metrics: &Arc<metrics::Metrics>,
+) -> Result<kube::Client, kube::Error> {
+    let metrics = metrics.clone();
+    let layer = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+        metrics
+            .requests
+            .get_or_create(&metrics::RequestLabels {
+                cluster: cluster.into(),
+                method: req.method().as_str().into(),
+            })
+            .inc();
+        req
+    });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&layer)
+        .build())
+}
+
 /// Client settings for every cluster: user agent `konnector`, generous timeouts.
 pub fn tune(config: &mut kube::Config) {
     config.read_timeout = Some(Duration::from_secs(330));
@@ -157,7 +180,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             .map_err(|e| Error::Client(kube::Error::InferConfig(e)))?,
     };
     tune(&mut config);
-    let consumer = kube::Client::try_from(config).map_err(Error::Client)?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let consumer = counted_client(config, "consumer", &metrics).map_err(Error::Client)?;
     install_binding_crd(&consumer).await?;
 
     let identity = cli.pod_name.clone().unwrap_or_else(|| {
@@ -175,7 +199,6 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         .or_else(|| cli.pod_namespace.clone())
         .unwrap_or_else(|| "kube-system".into());
 
-    let metrics = Arc::new(metrics::Metrics::default());
     let leader_state = Arc::new(leader::LeaderState::default());
     let listener = tokio::net::TcpListener::bind(cli.healthz_address)
         .await

@@ -8,6 +8,7 @@
 //! | `konnector_bindings` | gauge | — |
 //! | `konnector_heartbeats_total` | counter | `result` (`ok`, `failed`) |
 //! | `konnector_leader` | gauge | — (1 while this replica holds the Lease) |
+//! | `konnector_api_requests_total` | counter | `cluster` (`consumer`, `provider`), `method` (HTTP method; watches are `GET`) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,15 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// Label set of the API request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `consumer` or `provider`.
+    pub cluster: String,
+    /// The HTTP method.
+    pub method: String,
+}
+
 /// Every metric, registered in one registry.
 pub struct Metrics {
     registry: Registry,
@@ -58,6 +68,8 @@ pub struct Metrics {
     pub heartbeats: Family<ResultLabels, Counter>,
     /// 1 while leader.
     pub leader: Gauge,
+    /// API requests sent, per cluster and method.
+    pub requests: Family<RequestLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -105,8 +117,14 @@ impl Default for Metrics {
         let leader = Gauge::default();
         registry.register(
             "leader",
-            "1 while this replica holds the leader Lease",
+            "Whether this replica holds the leader Lease (1) or not (0)",
             leader.clone(),
+        );
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "API requests sent, per cluster and HTTP method",
+            requests.clone(),
         );
         Metrics {
             registry,
@@ -116,6 +134,7 @@ impl Default for Metrics {
             bindings,
             heartbeats,
             leader,
+            requests,
         }
     }
 }

@@ -92,7 +92,13 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let client = loop {
-        match kubeconfig::client(&config.kubeconfig, (&config.secret.0, &config.secret.1)).await {
+        match kubeconfig::client(
+            &config.kubeconfig,
+            (&config.secret.0, &config.secret.1),
+            &shared.metrics,
+        )
+        .await
+        {
             Ok(c) => break c,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot build the provider client; retrying");
@@ -288,7 +294,10 @@ async fn reconcile_binding(
     };
     let outcome = materialise_crd(p, &binding, &export).await;
     let (connected, crd) = match outcome {
-        Ok(crd) => (status::ok("Connected"), Some(crd)),
+        Ok(crd) => (
+            status::ok("Connected"),
+            Some(wait_established(p, crd).await),
+        ),
         Err(c) => (c, None),
     };
     let connected = match (&crd, context::check_claims(&binding, &export)) {
@@ -379,6 +388,28 @@ async fn ensure_finalizer(api: &Api<APIServiceBinding>, b: &APIServiceBinding) {
     {
         tracing::debug!(error = %e, "adding the binding finalizer failed; retrying on the next pass");
     }
+}
+
+/// A CRD just created or updated becomes Established within moments: wait for it (at most
+/// 10 s) rather than until the next pass, so syncing starts at once.
+async fn wait_established(p: &Provider, crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    if is_established(&crd) {
+        return crd;
+    }
+    let api: Api<CustomResourceDefinition> = Api::all(p.shared.consumer.clone());
+    let name = crd.name_any();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut latest = crd;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(Some(c)) = api.get_opt(&name).await {
+            latest = c;
+            if is_established(&latest) {
+                break;
+            }
+        }
+    }
+    latest
 }
 
 fn is_established(crd: &CustomResourceDefinition) -> bool {

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use klutch_sdk::api::export::ClusterScopedIsolation;
 use klutch_sdk::api::{APIServiceBinding, APIServiceExport, ClusterBinding};
+use klutch_sdk::api::{AcceptablePermissionClaim, PermissionClaim};
 use klutch_sdk::testenv::{TestEnv, install_crd};
 use kube::ResourceExt as _;
 use kube::api::{
@@ -39,6 +40,8 @@ async fn konnector_end_to_end() {
     let result = async {
         namespaced_binding(&consumer, &space, &konnector).await;
         error_conditions(&consumer, &space).await;
+        claimed_secrets(&consumer, &space).await;
+        two_providers(&consumer, env, &konnector).await;
         namespaced_adoption_and_orphans(&consumer, &space).await;
         for mode in [
             ClusterScopedIsolation::Prefixed,
@@ -230,10 +233,26 @@ async fn namespaced_binding(consumer: &kube::Client, space: &Space, konnector: &
     let (code, metrics) = konnector.get("/metrics").await.unwrap();
     assert_eq!(code, 200);
     assert!(
-        metrics.contains("konnector_provider_connections 1"),
+        metrics
+            .lines()
+            .any(|l| l == "konnector_provider_connections 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("konnector_leader 1"), "{metrics}");
+    assert!(
+        metrics.lines().any(|l| l == "konnector_leader 1"),
+        "{metrics}"
+    );
+
+    // The konnector does not rewrite its CRD on every pass (each CRD update restarts serving).
+    let crd_now = Api::<CustomResourceDefinition>::all(consumer.clone())
+        .get("widgets.e2e.klutch.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        crd_now.metadata.generation,
+        Some(1),
+        "the CRD was never rewritten"
+    );
 
     // Kubeconfig rotation: the provider rewrites its Secret; the consumer copy follows and the
     // connection restarts with the new bytes, still syncing.
@@ -289,7 +308,9 @@ async fn namespaced_binding(consumer: &kube::Client, space: &Space, konnector: &
     }
     eventually("no provider connection", || async {
         let (_, m) = konnector.get("/metrics").await?;
-        m.contains("konnector_provider_connections 0").then_some(())
+        m.lines()
+            .any(|l| l == "konnector_provider_connections 0")
+            .then_some(())
     })
     .await;
 }
@@ -721,4 +742,207 @@ async fn cluster_scoped(consumer: &kube::Client, space: &Space, mode: ClusterSco
     })
     .await;
     assert!(theirs.get_opt(&g1).await.unwrap().is_none(), "no orphan");
+}
+
+fn claim(resource: &str, selector: serde_json::Value) -> AcceptablePermissionClaim {
+    serde_json::from_value(json!({ "group": "", "resource": resource, "version": "v1", "selector": selector, "state": "Accepted" })).unwrap()
+}
+
+/// Claimed Secrets both ways: provider-owned down, consumer-owned (labelled) up, and the
+/// security case — an unannotated consumer Secret never goes up.
+async fn claimed_secrets(consumer: &kube::Client, space: &Space) {
+    let down = claim("secrets", json!({ "owner": "Provider" }));
+    let up = claim(
+        "secrets",
+        json!({ "owner": "Consumer", "labelSelectors": [{ "share": "up" }] }),
+    );
+    let claims: Vec<PermissionClaim> = vec![down.claim.clone(), up.claim.clone()];
+    space
+        .export(
+            &crd("claims.klutch.test", "Db", "dbs", "Namespaced", None),
+            None,
+            claims,
+        )
+        .await;
+    bind(consumer, space, "dbs.claims.klutch.test", vec![down, up]).await;
+    ready(consumer, "dbs.claims.klutch.test").await;
+    // A bound object maps the namespace.
+    create_namespace(consumer, "team-cl").await;
+    let dbs = ar("claims.klutch.test", "Db", "dbs");
+    let mut db = DynamicObject::new("db", &dbs);
+    db.data = json!({ "spec": { "size": 1 } });
+    Api::<DynamicObject>::namespaced_with(consumer.clone(), "team-cl", &dbs)
+        .create(&PostParams::default(), &db)
+        .await
+        .unwrap();
+    let svc_ns = space.service_ns("team-cl");
+    let theirs: Api<Secret> = Api::namespaced(space.provider.clone(), &svc_ns);
+    let mine: Api<Secret> = Api::namespaced(consumer.clone(), "team-cl");
+    eventually("service namespace", || async {
+        Api::<DynamicObject>::namespaced_with(space.provider.clone(), &svc_ns, &dbs)
+            .get_opt("db")
+            .await
+            .unwrap()
+    })
+    .await;
+    let data = |v: &str| json!({ "k": base64(v) });
+
+    // Provider-owned: down, annotated; consumer edits reverted; consumer deletion recreated.
+    let creds: Secret =
+        serde_json::from_value(json!({ "metadata": { "name": "creds" }, "data": data("s3cr3t") }))
+            .unwrap();
+    theirs.create(&PostParams::default(), &creds).await.unwrap();
+    let got = eventually("creds down", || async {
+        mine.get_opt("creds").await.unwrap()
+    })
+    .await;
+    assert_eq!(
+        got.annotations()
+            .get("klutch.anynines.com/resource-owner")
+            .map(String::as_str),
+        Some("Provider")
+    );
+    assert_eq!(got.data.unwrap()["k"].0, b"s3cr3t");
+    mine.patch(
+        "creds",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "data": data("hacked") })),
+    )
+    .await
+    .unwrap();
+    eventually("consumer edit reverted", || async {
+        (mine.get("creds").await.ok()?.data?.get("k")?.0 == b"s3cr3t").then_some(())
+    })
+    .await;
+    mine.delete("creds", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("recreated after consumer deletion", || async {
+        mine.get_opt("creds")
+            .await
+            .unwrap()
+            .filter(|s| s.metadata.deletion_timestamp.is_none())
+    })
+    .await;
+
+    // The security case: an unannotated, unlabelled consumer Secret stays in the app cluster.
+    let private: Secret =
+        serde_json::from_value(json!({ "metadata": { "name": "private" }, "data": data("mine") }))
+            .unwrap();
+    mine.create(&PostParams::default(), &private).await.unwrap();
+    // Consumer-owned (labelled): up, annotated on both sides.
+    let shared: Secret = serde_json::from_value(json!({ "metadata": { "name": "shared", "labels": { "share": "up" } }, "data": data("ours") })).unwrap();
+    mine.create(&PostParams::default(), &shared).await.unwrap();
+    let copy = eventually("shared up", || async {
+        theirs.get_opt("shared").await.unwrap()
+    })
+    .await;
+    assert_eq!(
+        copy.annotations()
+            .get("klutch.anynines.com/resource-owner")
+            .map(String::as_str),
+        Some("Consumer")
+    );
+    eventually("consumer object annotated", || async {
+        (mine
+            .get("shared")
+            .await
+            .ok()?
+            .annotations()
+            .get("klutch.anynines.com/resource-owner")?
+            == "Consumer")
+            .then_some(())
+    })
+    .await;
+    // By now the private Secret has been seen by both claims' syncers for a while.
+    assert!(
+        theirs.get_opt("private").await.unwrap().is_none(),
+        "an unannotated consumer Secret never goes up"
+    );
+    assert!(
+        mine.get("private")
+            .await
+            .unwrap()
+            .annotations()
+            .get("klutch.anynines.com/resource-owner")
+            .is_none(),
+        "and is not marked"
+    );
+
+    // Consumer deletion of a consumer-owned Secret deletes the provider copy; provider deletion
+    // of a provider-owned one deletes the consumer copy.
+    mine.delete("shared", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("shared gone upstairs", || async {
+        theirs
+            .get_opt("shared")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    theirs
+        .delete("creds", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("creds gone downstairs", || async {
+        mine.get_opt("creds").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert!(
+        theirs.get_opt("private").await.unwrap().is_none(),
+        "still not leaked"
+    );
+}
+
+fn base64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// A second provider connection (another cluster namespace with its own kubeconfig) next to the
+/// first: both sync, each into its own namespaces.
+async fn two_providers(consumer: &kube::Client, env: &TestEnv, konnector: &Konnector) {
+    let second = space(&env["control-plane"], "cluster-e2e2").await;
+    second
+        .export(
+            &crd("two.klutch.test", "Widget", "widgets", "Namespaced", None),
+            None,
+            vec![],
+        )
+        .await;
+    bind(consumer, &second, "widgets.two.klutch.test", vec![]).await;
+    ready(consumer, "widgets.two.klutch.test").await;
+    eventually("two provider connections", || async {
+        let (_, m) = konnector.get("/metrics").await?;
+        m.lines()
+            .any(|l| l == "konnector_provider_connections 2")
+            .then_some(())
+    })
+    .await;
+    create_namespace(consumer, "team-two").await;
+    let widgets = ar("two.klutch.test", "Widget", "widgets");
+    let mut w = DynamicObject::new("w", &widgets);
+    w.data = json!({ "spec": { "size": 2 } });
+    Api::<DynamicObject>::namespaced_with(consumer.clone(), "team-two", &widgets)
+        .create(&PostParams::default(), &w)
+        .await
+        .unwrap();
+    let theirs: Api<DynamicObject> = Api::namespaced_with(
+        second.provider.clone(),
+        &second.service_ns("team-two"),
+        &widgets,
+    );
+    eventually("copy via the second provider", || async {
+        theirs.get_opt("w").await.unwrap()
+    })
+    .await;
+    let wrong: Api<DynamicObject> =
+        Api::namespaced_with(second.provider.clone(), "cluster-e2e-team-two", &widgets);
+    assert!(
+        matches!(wrong.get_opt("w").await, Ok(None) | Err(_)),
+        "nothing in the first provider's namespaces"
+    );
 }

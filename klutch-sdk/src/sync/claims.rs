@@ -144,6 +144,11 @@ impl Selection {
         })
     }
 
+    /// The claim's `selector.owner`, if set.
+    pub fn claim_owner(&self) -> Option<ClaimOwner> {
+        self.owner
+    }
+
     /// Who owns an object seen on `side`, or `None` when the claim does not cover it:
     ///
     /// 1. a `klutch.anynines.com/resource-owner` annotation wins (an unknown value is ignored);

@@ -5,12 +5,14 @@
 //! - [`copy`]: the clean copy of an object for the other cluster and the minimal apply intent;
 //! - [`naming`]: namespace mapping through APIServiceNamespaces, service-namespace names and the
 //!   `Prefixed` isolation of cluster-scoped objects;
+//! - [`claimed`]: the claimed-resource plan and syncer (Secrets, ConfigMaps, owner semantics);
 //! - [`claims`]: which objects a permission claim selects, and who owns them;
 //! - [`spec`]: what to do for one consumer object and its provider copy (spec up, deletion);
 //! - [`placement`]: where provider copies live per isolation mode, and which provider objects are ours;
 //! - [`observe`]: hooks for metrics and Events;
 //! - [`ids`]: the cluster identifier derived from the `klutch-bind` namespace's UID.
 
+pub mod claimed;
 pub mod claims;
 pub mod copy;
 pub mod ids;
