@@ -190,7 +190,12 @@ async fn bind_an_api_and_sync_an_object_both_ways() {
     let login_url = tokio::time::timeout(WAIT, urls.recv())
         .await
         .unwrap_or_else(|_| panic!("no login URL; stderr:\n{}", stderr.contents()))
-        .unwrap_or_else(|| panic!("the CLI exited before printing a login URL:\n{}", stderr.contents()));
+        .unwrap_or_else(|| {
+            panic!(
+                "the CLI exited before printing a login URL:\n{}",
+                stderr.contents()
+            )
+        });
     assert!(
         login_url.starts_with(&format!("http://127.0.0.1:{port}/authorize?")),
         "{login_url}"
