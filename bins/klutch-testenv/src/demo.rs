@@ -67,21 +67,12 @@ fn note(text: impl AsRef<str>) {
     eprintln!("   {}", text.as_ref());
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> Result<T, BoxError>
+async fn eventually<T, F, Fut>(what: &str, probe: F) -> Result<T, BoxError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    loop {
-        if let Some(v) = probe().await {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("timed out after {STEP_TIMEOUT:?} waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    Ok(klutch_sdk::testenv::eventually(what, STEP_TIMEOUT, probe).await?)
 }
 
 /// Runs the demo; returns when it is over (after Ctrl-C, SIGTERM or `--exit-after`).

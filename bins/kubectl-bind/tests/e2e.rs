@@ -39,22 +39,14 @@ fn fixture(name: &str) -> String {
     })
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    klutch_sdk::testenv::eventually(what, WAIT, probe)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Starts the reference backend in-process on `port` against the provider cluster.

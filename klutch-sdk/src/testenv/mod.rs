@@ -497,6 +497,43 @@ async fn start_etcd(
     }
 }
 
+/// Polls `probe` every 100 ms until it returns `Some`, for at most `timeout`: the wait for
+/// "eventually consistent" state that every test against real clusters needs.
+///
+/// ```
+/// # async fn demo() -> klutch_sdk::testenv::Result<()> {
+/// use std::time::Duration;
+/// let mut polls = 0;
+/// let value = klutch_sdk::testenv::eventually("the third poll", Duration::from_secs(5), || {
+///     polls += 1;
+///     let done = polls == 3;
+///     async move { done.then_some(42) }
+/// })
+/// .await?;
+/// assert_eq!(value, 42);
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                what: what.to_owned(),
+                waited: timeout,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Installs (server-side applies, field manager `klutch-testenv`) a CRD and waits up to 60 s
 /// until it is Established, as envtest's CRD installation does. Applying again is a no-op, so
 /// tests that share an environment can each install what they need.

@@ -485,20 +485,12 @@ pub async fn tenant_client(response: &BindingResponse) -> (kube::Client, String)
     (kube::Client::try_from(config).unwrap(), ns)
 }
 
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    klutch_sdk::testenv::eventually(what, WAIT, probe)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }

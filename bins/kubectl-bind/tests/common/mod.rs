@@ -150,13 +150,13 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..600 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
+    let probe = || {
+        let done = check();
+        async move { done.await.then_some(()) }
+    };
+    klutch_sdk::testenv::eventually(what, Duration::from_secs(60), probe)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// What the stand-in export-request controller answers.
