@@ -188,11 +188,6 @@ impl ExternalKind<Backup> for BackupController {
             .clients
             .backup_manager(&cx.shared.client, pc, "Backup")
             .await?;
-        cx.shared
-            .usage
-            .track(&cx.shared.client, mr, pc)
-            .await
-            .map_err(ExternalError::internal)?;
         Ok(ep)
     }
 

@@ -194,11 +194,6 @@ impl ExternalKind<ServiceBinding> for BindingController {
             .clients
             .broker(&cx.shared.client, pc, "ServiceBinding")
             .await?;
-        cx.shared
-            .usage
-            .track(&cx.shared.client, mr, pc)
-            .await
-            .map_err(ExternalError::internal)?;
         Ok(ep)
     }
 

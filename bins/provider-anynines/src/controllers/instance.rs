@@ -354,11 +354,6 @@ impl ExternalKind<ServiceInstance> for InstanceController {
             .clients
             .broker(&cx.shared.client, pc, "ServiceInstance")
             .await?;
-        cx.shared
-            .usage
-            .track(&cx.shared.client, mr, pc)
-            .await
-            .map_err(ExternalError::internal)?;
         Ok(ep)
     }
 

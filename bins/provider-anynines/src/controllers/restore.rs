@@ -131,11 +131,6 @@ impl ExternalKind<Restore> for RestoreController {
             .clients
             .backup_manager(&cx.shared.client, pc, "Restore")
             .await?;
-        cx.shared
-            .usage
-            .track(&cx.shared.client, mr, pc)
-            .await
-            .map_err(ExternalError::internal)?;
         Ok(ep)
     }
 

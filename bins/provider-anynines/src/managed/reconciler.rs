@@ -243,7 +243,8 @@ pub trait ExternalKind<K: Managed>: Send + Sync + 'static {
     /// A connected client.
     type Conn: Send + Sync;
 
-    /// Resolves the ProviderConfig and builds a client.
+    /// Resolves the ProviderConfig and builds a client. The reconciler records the
+    /// ProviderConfigUsage afterwards.
     fn connect(
         &self,
         cx: &Cx<'_, K>,
@@ -449,6 +450,15 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
         Ok(c) => c,
         Err(e) => return fail(shared, &api, &mut mr, &before, "CannotConnectToProvider", e).await,
     };
+    let provider_config = mr.resource_spec().provider_config_ref.name.clone();
+    if let Err(e) = shared
+        .usage
+        .track(&shared.client, &mr, &provider_config)
+        .await
+    {
+        let e = ExternalError::internal(e);
+        return fail(shared, &api, &mut mr, &before, "CannotConnectToProvider", e).await;
+    }
 
     // 5. Finalizer.
     if !deleting && !store::has_finalizer(&mr) {
