@@ -1,35 +1,19 @@
-//! An in-process fake broker (axum) for tests: a configurable catalog, synchronous or
-//! asynchronous operations with configurable durations, `Retry-After`, fault injection and a
-//! request log. Enabled by the `testing` feature.
-//!
-//! ```no_run
-//! # async fn run() -> klutch_osb::Result<()> {
-//! use std::time::Duration;
-//! use klutch_osb::testing::{FakeBroker, FakeBrokerConfig, Mode};
-//! let broker = FakeBroker::start(FakeBrokerConfig {
-//!     mode: Mode::Async { duration: Duration::from_millis(200), retry_after: Some(1) },
-//!     ..FakeBrokerConfig::default()
-//! })
-//! .await?;
-//! let client = broker.client_builder().build()?;
-//! let catalog = client.catalog().await?.outcome;
-//! assert_eq!(catalog.services.len(), 1);
-//! # Ok(()) }
-//! ```
+//! The fake OSB broker: a catalog, instances and bindings with synchronous or asynchronous
+//! operations, on the fake-HTTP core of [`super::server`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
-use base64::Engine as _;
-use serde_json::{Map, Value, json};
-use tokio::sync::oneshot;
+use axum::http::{HeaderMap, Method, Request, Response};
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::server::{
+    FakeServer, FaultAction, Incoming, Journal, Recorded, basic_auth_ok, error, json,
+};
 use crate::catalog::Catalog;
 use crate::client::{Client, ClientBuilder};
 use crate::error::{Error, Result};
@@ -59,25 +43,6 @@ pub enum Route {
     BindingLastOperation,
     /// Anything else.
     Other,
-}
-
-/// What an injected fault does.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FaultAction {
-    /// Answer with this status and raw body (no processing).
-    Respond {
-        /// The status.
-        status: u16,
-        /// The raw body.
-        body: String,
-    },
-    /// Answer with this status and a body that is not valid JSON.
-    MalformedJson {
-        /// The status.
-        status: u16,
-    },
-    /// Sleep, then process normally (for timeouts and slow brokers).
-    Delay(Duration),
 }
 
 /// How operations complete.
@@ -143,39 +108,7 @@ pub fn default_catalog() -> Catalog {
 }
 
 /// A request the fake broker received.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordedRequest {
-    /// The endpoint.
-    pub route: Route,
-    /// The method.
-    pub method: String,
-    /// The raw (encoded) path.
-    pub path: String,
-    /// Decoded query parameters in order.
-    pub query: Vec<(String, String)>,
-    /// Headers (lower-case names); `authorization` is redacted.
-    pub headers: Vec<(String, String)>,
-    /// The JSON body, if any.
-    pub body: Option<Value>,
-}
-
-impl RecordedRequest {
-    /// The first value of a query parameter.
-    pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The first value of a header (lower-case name).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
+pub type RecordedRequest = Recorded<Route>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpKind {
@@ -204,76 +137,51 @@ struct Resource {
 }
 
 #[derive(Debug)]
-struct Fault {
-    route: Option<Route>,
-    action: FaultAction,
-    remaining: Option<u32>,
-}
-
-#[derive(Debug)]
 struct BrokerState {
     config: FakeBrokerConfig,
     instances: HashMap<String, Resource>,
     bindings: HashMap<(String, String), Resource>,
-    faults: Vec<Fault>,
-    log: Vec<RecordedRequest>,
     next_op: u64,
+}
+
+/// What the handler shares: the broker's state and its journal.
+#[derive(Debug, Clone)]
+struct Shared {
+    state: Arc<Mutex<BrokerState>>,
+    journal: Journal<Route>,
 }
 
 /// A running fake broker; stops when dropped.
 #[derive(Debug)]
 pub struct FakeBroker {
-    addr: SocketAddr,
-    state: Arc<Mutex<BrokerState>>,
-    shutdown: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for FakeBroker {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
+    server: FakeServer,
+    shared: Shared,
 }
 
 impl FakeBroker {
     /// Starts a broker on `127.0.0.1:<random port>`.
     pub async fn start(config: FakeBrokerConfig) -> Result<Self> {
-        let state = Arc::new(Mutex::new(BrokerState {
-            config,
-            instances: HashMap::new(),
-            bindings: HashMap::new(),
-            faults: Vec::new(),
-            log: Vec::new(),
-            next_op: 1,
-        }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| Error::config(format!("fake broker: bind: {e}")))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::config(format!("fake broker: {e}")))?;
+        let shared = Shared {
+            state: Arc::new(Mutex::new(BrokerState {
+                config,
+                instances: HashMap::new(),
+                bindings: HashMap::new(),
+                next_op: 1,
+            })),
+            journal: Journal::new("{\"operation\": \"x\", "),
+        };
         let app = axum::Router::new()
             .fallback(handle)
-            .with_state(state.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Ok(FakeBroker {
-            addr,
-            state,
-            shutdown: Some(tx),
-        })
+            .with_state(shared.clone());
+        let server = FakeServer::start(app)
+            .await
+            .map_err(|e| Error::config(format!("fake broker: bind: {e}")))?;
+        Ok(FakeBroker { server, shared })
     }
 
     /// The base URL, e.g. `http://127.0.0.1:43210`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// A client builder pointed at this broker with its credentials.
@@ -286,22 +194,18 @@ impl FakeBroker {
     }
 
     fn lock(&self) -> MutexGuard<'_, BrokerState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Injects a fault for `route` (`None` = every route) for the next `times` matching
     /// requests (`None` = until cleared).
     pub fn inject(&self, route: Option<Route>, action: FaultAction, times: Option<u32>) {
-        self.lock().faults.push(Fault {
-            route,
-            action,
-            remaining: times,
-        });
+        self.shared.journal.inject(route, action, times);
     }
 
     /// Removes all faults.
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        self.shared.journal.clear_faults();
     }
 
     /// Changes the mode for subsequent operations.
@@ -316,17 +220,17 @@ impl FakeBroker {
 
     /// All requests received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.lock().log.clone()
+        self.shared.journal.requests()
     }
 
     /// How many requests hit `route`.
     pub fn count(&self, route: Route) -> usize {
-        self.lock().log.iter().filter(|r| r.route == route).count()
+        self.shared.journal.count(route)
     }
 
     /// Clears the request log.
     pub fn clear_requests(&self) {
-        self.lock().log.clear();
+        self.shared.journal.clear_requests();
     }
 
     /// True when the instance exists (including while being created or deleted).
@@ -342,15 +246,8 @@ impl FakeBroker {
     }
 }
 
-fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-fn route_of(method: &Method, segs: &[String]) -> Route {
-    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    match (method.as_str(), s.as_slice()) {
+fn route_of(method: &Method, s: &[&str]) -> Route {
+    match (method.as_str(), s) {
         ("GET", ["v2", "catalog"]) => Route::Catalog,
         ("PUT", ["v2", "service_instances", _]) => Route::Provision,
         ("PATCH", ["v2", "service_instances", _]) => Route::Update,
@@ -376,151 +273,52 @@ fn route_of(method: &Method, segs: &[String]) -> Route {
 }
 
 fn reply(status: u16, body: Value) -> Response<Body> {
-    raw(status, body.to_string(), None)
-}
-
-fn raw(status: u16, body: String, retry_after: Option<u64>) -> Response<Body> {
-    let mut b = Response::builder()
-        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header("content-type", "application/json");
-    if let Some(r) = retry_after {
-        b = b.header("retry-after", r.to_string());
-    }
-    b.body(Body::from(body))
-        .unwrap_or_else(|_| Response::new(Body::empty()))
+    json(status, &body)
 }
 
 fn err(status: u16, code: Option<&str>, description: &str) -> Response<Body> {
-    let mut m = Map::new();
-    if let Some(c) = code {
-        m.insert("error".into(), json!(c));
-    }
-    m.insert("description".into(), json!(description));
-    reply(status, Value::Object(m))
+    error(status, code, description)
 }
 
-async fn handle(
-    State(state): State<Arc<Mutex<BrokerState>>>,
-    req: Request<Body>,
-) -> Response<Body> {
-    let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
-        .await
-        .unwrap_or_default();
+async fn handle(State(shared): State<Shared>, req: Request<Body>) -> Response<Body> {
+    let req = Incoming::read(req, 16 * 1024 * 1024).await;
     // Like a real broker, finish processing even when the client gives up (timeouts): the
     // work runs in its own task, which a dropped connection does not cancel.
-    tokio::spawn(process(state, parts, bytes))
+    tokio::spawn(process(shared, req))
         .await
         .unwrap_or_else(|_| err(500, None, "fake broker handler panicked"))
 }
 
-async fn process(
-    state: Arc<Mutex<BrokerState>>,
-    parts: axum::http::request::Parts,
-    bytes: axum::body::Bytes,
-) -> Response<Body> {
-    let segs: Vec<String> = parts
-        .uri
-        .path()
-        .trim_start_matches('/')
-        .split('/')
-        .map(decode)
-        .collect();
-    let query: Vec<(String, String)> = parts
-        .uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect();
-    let route = route_of(&parts.method, &segs);
-    let json_body: Option<Value> = if bytes.is_empty() {
-        None
-    } else {
-        serde_json::from_slice(&bytes).ok()
-    };
-
-    // Record, then pick a fault, without holding the lock across an await.
-    let fault = {
-        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-        st.log.push(RecordedRequest {
-            route,
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_owned(),
-            query: query.clone(),
-            headers: headers_of(&parts.headers),
-            body: json_body.clone(),
-        });
-        let idx = st
-            .faults
-            .iter()
-            .position(|f| f.route.is_none_or(|r| r == route));
-        idx.map(|i| {
-            let f = &mut st.faults[i];
-            let action = f.action.clone();
-            if let Some(n) = f.remaining.as_mut() {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    st.faults.remove(i);
-                }
-            }
-            action
-        })
-    };
-    match fault {
-        Some(FaultAction::Respond { status, body }) => return raw(status, body, None),
-        Some(FaultAction::MalformedJson { status }) => {
-            return raw(status, "{\"operation\": \"x\", ".into(), None);
-        }
-        Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
+async fn process(shared: Shared, req: Incoming) -> Response<Body> {
+    let segs = req.segments();
+    let route = route_of(&req.parts.method, &segs);
+    if let Some(fault) = shared.journal.admit(&req, route).await {
+        return fault;
     }
 
-    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(r) = st.check_headers(&parts.headers) {
+    let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(r) = st.check_headers(&req.parts.headers) {
         return r;
     }
-    let q = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let q = |name: &str| req.query_param(name).map(str::to_owned);
     let accepts = q("accepts_incomplete").as_deref() == Some("true");
-    let body = json_body.unwrap_or(Value::Null);
+    let body = req.json.clone().unwrap_or(Value::Null);
     match route {
         Route::Catalog => reply(
             200,
             serde_json::to_value(&st.config.catalog).unwrap_or(Value::Null),
         ),
-        Route::Provision => st.provision(&segs[2], &body, accepts),
-        Route::Update => st.update(&segs[2], &body, accepts),
-        Route::Deprovision => st.deprovision(&segs[2], q("service_id"), q("plan_id"), accepts),
-        Route::FetchInstance => st.fetch_instance(&segs[2]),
-        Route::InstanceLastOperation => st.last_operation(&segs[2], None),
-        Route::Bind => st.bind(&segs[2], &segs[4], &body, accepts),
-        Route::Unbind => st.unbind(&segs[2], &segs[4], q("service_id"), q("plan_id"), accepts),
-        Route::FetchBinding => st.fetch_binding(&segs[2], &segs[4]),
-        Route::BindingLastOperation => st.last_operation(&segs[2], Some(&segs[4])),
+        Route::Provision => st.provision(segs[2], &body, accepts),
+        Route::Update => st.update(segs[2], &body, accepts),
+        Route::Deprovision => st.deprovision(segs[2], q("service_id"), q("plan_id"), accepts),
+        Route::FetchInstance => st.fetch_instance(segs[2]),
+        Route::InstanceLastOperation => st.last_operation(segs[2], None),
+        Route::Bind => st.bind(segs[2], segs[4], &body, accepts),
+        Route::Unbind => st.unbind(segs[2], segs[4], q("service_id"), q("plan_id"), accepts),
+        Route::FetchBinding => st.fetch_binding(segs[2], segs[4]),
+        Route::BindingLastOperation => st.last_operation(segs[2], Some(segs[4])),
         Route::Other => err(404, None, "no such endpoint"),
     }
-}
-
-fn headers_of(h: &HeaderMap) -> Vec<(String, String)> {
-    h.iter()
-        .map(|(k, v)| {
-            let v = if k.as_str() == "authorization" {
-                "[REDACTED]".to_owned()
-            } else {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
-            };
-            (k.as_str().to_owned(), v)
-        })
-        .collect()
 }
 
 fn credentials(instance_id: &str, binding_id: &str) -> Value {
@@ -535,14 +333,8 @@ fn credentials(instance_id: &str, binding_id: &str) -> Value {
 
 impl BrokerState {
     fn check_headers(&self, h: &HeaderMap) -> Option<Response<Body>> {
-        if let Some((u, p)) = &self.config.basic_auth {
-            let want = format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-            );
-            if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str()) {
-                return Some(err(401, None, "unauthorized"));
-            }
+        if !basic_auth_ok(h, self.config.basic_auth.as_ref()) {
+            return Some(err(401, None, "unauthorized"));
         }
         if self.config.require_version_header {
             let v = h
@@ -818,11 +610,16 @@ impl BrokerState {
             return reply(410, json!({"state": "succeeded"}));
         }
         match (&res.op, res.last) {
-            (Some(_), _) => raw(
-                200,
-                json!({"state": "in progress", "description": "working"}).to_string(),
-                retry_after,
-            ),
+            (Some(_), _) => {
+                let mut r = reply(
+                    200,
+                    json!({"state": "in progress", "description": "working"}),
+                );
+                if let Some(s) = retry_after {
+                    r.headers_mut().insert("retry-after", s.into());
+                }
+                r
+            }
             (None, Some(state)) => reply(
                 200,
                 json!({"state": state, "description": format!("operation {state}")}),
