@@ -1,6 +1,8 @@
 //! `example-backend`: the reference Klutch binding backend, a thin binary over
 //! `klutch_sdk::backend` (OIDC + APIServiceExportTemplates). See `docs/backend.md`.
 
+// The flags' doc comments are their --help text, written for a terminal, not for rustdoc.
+#[allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
 mod cli;
 
 use std::process::ExitCode;
