@@ -11,11 +11,15 @@
 //!   Klutch v1.5, and their CRDs.
 //! - [`sync`]: sans-IO decisions of a sync agent (clean copies, namespace mapping, isolation,
 //!   claim selection and ownership, spec/status/deletion planning, identifiers).
-//! - [`deploy`]: manifests generated from Rust, e.g. the konnector's Deployment and RBAC.
+//! - [`deploy`]: manifests generated from Rust: the konnector's and the example backend's
+//!   Deployments and RBAC.
 //! - [`tls`]: the one place where the process-wide rustls crypto provider is chosen. Every klutch
 //!   binary and test calls [`tls::install_crypto_provider`] first.
 //! - `backend` (cargo feature `backend`): the binding-backend SDK: the `BindingBackend` trait,
 //!   the bind protocol server, OIDC login, binding spaces, RBAC and the provider controllers.
+//! - `runtime` (cargo feature `runtime`): what every binary shares: leader election on a Lease
+//!   with health state, the `/healthz` + `/metrics` server, logging, signals, Go-style
+//!   durations, the request-counting client layer, the TLS listener and HTTP metrics.
 //! - `testenv` (cargo feature `testenv`): real local Kubernetes clusters (etcd, kube-apiserver,
 //!   kube-controller-manager) and a real OIDC provider (Dex) for tests, like controller-runtime's
 //!   envtest but native to Rust and able to run several isolated clusters at once.
@@ -30,6 +34,8 @@ pub mod api;
 #[cfg(feature = "backend")]
 pub mod backend;
 pub mod deploy;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 pub mod sync;
 pub mod tls;
 

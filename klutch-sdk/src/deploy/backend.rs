@@ -6,7 +6,8 @@
 //! step substitutes ([`ManifestOptions::placeholders`]).
 //!
 //! ```
-//! let yaml = example_backend::manifests_yaml(&example_backend::ManifestOptions::placeholders()).unwrap();
+//! use klutch_sdk::deploy::backend::{ManifestOptions, manifests_yaml};
+//! let yaml = manifests_yaml(&ManifestOptions::placeholders()).unwrap();
 //! assert!(yaml.contains("image: ${IMAGE}"));
 //! ```
 
