@@ -15,7 +15,8 @@
 //! - [`tls`]: the one place where the process-wide rustls crypto provider is chosen. Every klutch
 //!   binary and test calls [`tls::install_crypto_provider`] first.
 //! - `backend` (cargo feature `backend`): the binding-backend SDK: the `BindingBackend` trait,
-//!   the bind protocol server, OIDC login, binding spaces, RBAC and the provider controllers.
+//!   the bind protocol server, OIDC login, binding spaces, RBAC and the provider controllers;
+//!   with only the feature `client`, `backend::client`: the protocol client `kubectl bind` uses.
 //! - `testenv` (cargo feature `testenv`): real local Kubernetes clusters (etcd, kube-apiserver,
 //!   kube-controller-manager) and a real OIDC provider (Dex) for tests, like controller-runtime's
 //!   envtest but native to Rust and able to run several isolated clusters at once.
@@ -27,7 +28,7 @@
 pub use kube;
 
 pub mod api;
-#[cfg(feature = "backend")]
+#[cfg(feature = "client")]
 pub mod backend;
 pub mod deploy;
 pub mod sync;
