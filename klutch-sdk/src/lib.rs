@@ -16,7 +16,8 @@
 //! - [`tls`]: the one place where the process-wide rustls crypto provider is chosen. Every klutch
 //!   binary and test calls [`tls::install_crypto_provider`] first.
 //! - `backend` (cargo feature `backend`): the binding-backend SDK: the `BindingBackend` trait,
-//!   the bind protocol server, OIDC login, binding spaces, RBAC and the provider controllers.
+//!   the bind protocol server, OIDC login, binding spaces, RBAC and the provider controllers;
+//!   with only the feature `client`, `backend::client`: the protocol client `kubectl bind` uses.
 //! - `runtime` (cargo feature `runtime`): what every binary shares: leader election on a Lease
 //!   with health state, the `/healthz` + `/metrics` server, logging, signals, Go-style
 //!   durations, the request-counting client layer, the TLS listener and HTTP metrics.
@@ -31,7 +32,7 @@
 pub use kube;
 
 pub mod api;
-#[cfg(feature = "backend")]
+#[cfg(feature = "client")]
 pub mod backend;
 pub mod deploy;
 #[cfg(feature = "runtime")]

@@ -15,6 +15,7 @@ pub mod convert;
 pub mod export;
 pub mod export_request;
 pub mod namespace;
+pub mod naming;
 pub mod template;
 pub mod wellknown;
 pub mod wire;

@@ -4,11 +4,19 @@
 
 use std::fmt::Write as _;
 
-use super::contract::Offering;
 use crate::api::export::Scope;
+use crate::backend::contract::Offering;
 
-/// Escapes text for HTML content and attribute values.
-pub fn escape(text: &str) -> String {
+/// Escapes text for HTML content and attribute values (for a backend's own pages, e.g. a login
+/// form that carries the `state`).
+///
+/// ```
+/// assert_eq!(
+///     klutch_sdk::backend::server::escape_html(r#"<a href="x">'&'</a>"#),
+///     "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+/// );
+/// ```
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -54,10 +62,10 @@ pub fn render(pretty_name: &str, sid: &str, offerings: &[Offering]) -> String {
           <a href="{href}" class="btn btn-lg btn-block btn-primary {plural}">Bind</a>
         </div>
       </div>"#,
-            name = escape(&o.name),
-            group = escape(&o.group),
-            href = escape(&href),
-            plural = escape(&o.resource),
+            name = escape_html(&o.name),
+            group = escape_html(&o.group),
+            href = escape_html(&href),
+            plural = escape_html(&o.resource),
         );
     }
     if offerings.is_empty() {
@@ -77,7 +85,7 @@ pub fn render(pretty_name: &str, sid: &str, offerings: &[Offering]) -> String {
   </body>
 </html>
 "#,
-        title = escape(pretty_name),
+        title = escape_html(pretty_name),
     )
 }
 

@@ -1,65 +1,33 @@
 //! The non-interactive login for CI/CD: the client side of the device-authorization contract
-//! (RFC 8628 at the backend, see docs/kubectl-bind.md "CI/CD").
+//! (RFC 8628 at the backend, see `docs/kubectl-bind.md` "CI/CD").
 //!
-//! `POST /device/authorize` (`s`, `c`) → user code and verification URI on stderr → poll
-//! `POST /device/token` (`device_code`) every `interval` seconds (+5 s on `slow_down`) → login
-//! cookie value → `GET /resources?s=` (JSON catalogue) → `GET /bind?s=&group=&resource=` (JSON
-//! BindingResponse).
+//! [`start`]: `POST /device/authorize` (`s`, `c`) → user code and verification URI, which the
+//! caller shows the user → [`wait_for_session`]: poll `POST /device/token` (`device_code`) every
+//! `interval` seconds (+5 s on `slow_down`) → login cookie value → [`bind`]: `GET /resources?s=`
+//! (JSON catalogue) → `GET /bind?s=&group=&resource=` (JSON BindingResponse).
+//!
+//! ```no_run
+//! # async fn demo(grant: &klutch_sdk::api::wire::OAuth2DeviceGrant) -> klutch_sdk::backend::client::Result<()> {
+//! use std::time::Duration;
+//! use klutch_sdk::backend::client::{device, new_session_id};
+//!
+//! let http = reqwest::Client::new();
+//! let sid = new_session_id();
+//! let started = device::start(&http, grant, &sid, "Qw7Lm2").await?;
+//! println!("visit {} and enter {}", started.verification_uri, started.user_code);
+//! let session = device::wait_for_session(&http, grant, &started, &sid, Duration::from_secs(300)).await?;
+//! let response = device::bind(&http, grant, &session, "mangodbs.mangodb.com").await?;
+//! # let _ = response; Ok(()) }
+//! ```
 
 use std::time::Duration;
 
-use klutch_sdk::api::wellknown::COOKIE_PREFIX;
-use klutch_sdk::api::wire::{BindingResponse, encode_base64_url};
-use serde::Deserialize;
-
-use crate::error::{Error, Result};
-use crate::io::Io;
-use crate::provider::DeviceGrant;
-
-/// `POST /device/authorize`'s answer.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct DeviceAuthorization {
-    /// Opaque; sent back when polling.
-    pub device_code: String,
-    /// The code the user types.
-    pub user_code: String,
-    /// Where the user goes.
-    pub verification_uri: String,
-    /// The same with the code filled in.
-    #[serde(default)]
-    pub verification_uri_complete: Option<String>,
-    /// Seconds until the codes expire.
-    pub expires_in: u64,
-    /// Seconds between polls.
-    #[serde(default = "five")]
-    pub interval: u64,
-}
-
-fn five() -> u64 {
-    5
-}
-
-/// `POST /device/token`'s success answer.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct DeviceSession {
-    /// Value of the login cookie `klutch-bind-<sid>`.
-    pub session: String,
-    /// The session id.
-    pub sid: String,
-    /// Seconds the session lives.
-    #[serde(default)]
-    pub expires_in: u64,
-}
-
-/// An RFC 8628 error answer.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct TokenError {
-    /// `authorization_pending`, `slow_down`, `expired_token`, `access_denied`, `invalid_grant`.
-    pub error: String,
-    /// Human text.
-    #[serde(default)]
-    pub error_description: Option<String>,
-}
+use super::error::{Error, Result, one_line};
+use crate::api::naming::split_binding_name;
+use crate::api::wire::{
+    BindingResponse, Catalogue, DeviceAuthorizationResponse, DeviceSession, OAuth2DeviceGrant,
+    OAuthError, encode_base64_url,
+};
 
 /// What one poll tells the loop to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,7 +48,7 @@ pub fn classify(status: u16, body: &[u8], interval: u64) -> Poll {
             Err(e) => Poll::Fail(format!("invalid token answer: {e}")),
         };
     }
-    match serde_json::from_slice::<TokenError>(body) {
+    match serde_json::from_slice::<OAuthError>(body) {
         Ok(err) => match err.error.as_str() {
             "authorization_pending" => Poll::Wait(interval),
             "slow_down" => Poll::Wait(interval + 5),
@@ -96,8 +64,9 @@ pub fn classify(status: u16, body: &[u8], interval: u64) -> Poll {
     }
 }
 
-/// The backend's base URL: the device authorization URL without `/device/authorize`.
-pub fn base_url(grant: &DeviceGrant) -> String {
+/// The backend's base URL: the device authorization URL without `/device/authorize` (else its
+/// origin).
+pub fn base_url(grant: &OAuth2DeviceGrant) -> String {
     let url = grant.device_authorization_url.trim_end_matches('/');
     match url.strip_suffix("/device/authorize") {
         Some(base) => base.to_string(),
@@ -107,28 +76,18 @@ pub fn base_url(grant: &DeviceGrant) -> String {
     }
 }
 
-/// `<plural>.<group>` → (group, plural); no dot means the core group.
-pub fn split_resource(text: &str) -> (String, String) {
-    match text.split_once('.') {
-        Some((resource, group)) => (group.to_string(), resource.to_string()),
-        None => (String::new(), text.to_string()),
-    }
-}
-
 fn http_error(what: &str) -> impl FnOnce(reqwest::Error) -> Error + '_ {
-    move |e| Error::Device(format!("{what}: {}", crate::error::one_line(&e)))
+    move |e| Error::Device(format!("{what}: {}", one_line(&e)))
 }
 
-/// Logs in with a device code and binds `resource` (`<plural>.<group>`).
-pub async fn login(
-    io: &mut Io,
+/// Starts a device login for session `sid` on consumer cluster `cid`: the answer carries the
+/// code and the page to show the user.
+pub async fn start(
     http: &reqwest::Client,
-    grant: &DeviceGrant,
+    grant: &OAuth2DeviceGrant,
     sid: &str,
     cid: &str,
-    resource: &str,
-    timeout: Duration,
-) -> Result<BindingResponse> {
+) -> Result<DeviceAuthorizationResponse> {
     let answer = http
         .post(&grant.device_authorization_url)
         .form(&[("s", sid), ("c", cid)])
@@ -153,34 +112,27 @@ pub async fn login(
             String::from_utf8_lossy(&body).trim()
         )));
     }
-    let authorization: DeviceAuthorization = serde_json::from_slice(&body)
-        .map_err(|e| Error::Device(format!("invalid device authorization answer: {e}")))?;
-    io.progress(format!(
-        "\nTo authenticate, visit {} and enter the code\n\n\t{}\n",
-        authorization.verification_uri, authorization.user_code
-    ));
-    let complete = authorization
-        .verification_uri_complete
-        .clone()
-        .unwrap_or_else(|| authorization.verification_uri.clone());
-    if authorization.verification_uri_complete.is_some() {
-        io.progress(format!("or open\n\n\t{complete}\n"));
-    }
-    if let Some(tx) = &io.login_urls {
-        let _ = tx.send(complete);
-    }
+    serde_json::from_slice(&body)
+        .map_err(|e| Error::Device(format!("invalid device authorization answer: {e}")))
+}
 
+/// Polls until the user logged in (the session of `sid`), refused, or the shorter of `timeout`
+/// and the codes' lifetime passed. Drop the future to cancel.
+pub async fn wait_for_session(
+    http: &reqwest::Client,
+    grant: &OAuth2DeviceGrant,
+    authorization: &DeviceAuthorizationResponse,
+    sid: &str,
+    timeout: Duration,
+) -> Result<DeviceSession> {
     let deadline = tokio::time::Instant::now()
         + timeout.min(Duration::from_secs(authorization.expires_in.max(1)));
     let mut interval = authorization.interval.max(1);
     let session = loop {
-        let wait = tokio::time::sleep_until(
+        tokio::time::sleep_until(
             (tokio::time::Instant::now() + Duration::from_secs(interval)).min(deadline),
-        );
-        tokio::select! {
-            () = io.cancel.cancelled() => return Err(Error::Interrupted),
-            () = wait => {}
-        }
+        )
+        .await;
         if tokio::time::Instant::now() >= deadline {
             return Err(Error::LoginTimeout(
                 timeout.min(Duration::from_secs(authorization.expires_in)),
@@ -209,43 +161,43 @@ pub async fn login(
             got: session.sid,
         });
     }
+    Ok(session)
+}
+
+/// With a logged-in `session`, checks that the catalogue offers `resource` (`<plural>.<group>`)
+/// and binds it.
+pub async fn bind(
+    http: &reqwest::Client,
+    grant: &OAuth2DeviceGrant,
+    session: &DeviceSession,
+    resource: &str,
+) -> Result<BindingResponse> {
+    use reqwest::header::{ACCEPT, COOKIE};
+
     let base = base_url(grant);
-    let cookie = format!("{COOKIE_PREFIX}{sid}={}", session.session);
-    let (group, plural) = split_resource(resource);
+    let cookie = session.cookie();
+    let sid = session.sid.as_str();
+    let wanted = split_binding_name(resource);
 
     let catalogue = http
         .get(format!("{base}/resources"))
         .query(&[("s", sid)])
-        .header(http::header::COOKIE, &cookie)
-        .header(http::header::ACCEPT, "application/json")
+        .header(COOKIE, &cookie)
+        .header(ACCEPT, "application/json")
         .send()
         .await
         .map_err(http_error("read the catalogue"))?;
     if catalogue.status().is_success() {
-        let catalogue: serde_json::Value = catalogue
+        let catalogue: Catalogue = catalogue
             .json()
             .await
             .map_err(http_error("read the catalogue"))?;
-        let offered: Vec<String> = catalogue["resources"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| {
-                crate::apiservice::binding_name(
-                    r["group"].as_str().unwrap_or_default(),
-                    r["resource"].as_str().unwrap_or_default(),
-                )
-            })
-            .collect();
-        if !offered.contains(&crate::apiservice::binding_name(&group, &plural)) {
-            return Err(Error::Usage(format!(
-                "the provider offers no {resource}; --resource must be one of: {}",
-                if offered.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    offered.join(", ")
-                }
-            )));
+        let offered = catalogue.binding_names();
+        if !offered.contains(&crate::api::naming::group_resource_name(&wanted)) {
+            return Err(Error::NotOffered {
+                resource: resource.into(),
+                offered,
+            });
         }
     } else {
         return Err(Error::Device(format!(
@@ -258,11 +210,11 @@ pub async fn login(
         .get(format!("{base}/bind"))
         .query(&[
             ("s", sid),
-            ("group", group.as_str()),
-            ("resource", plural.as_str()),
+            ("group", wanted.group.as_str()),
+            ("resource", wanted.resource.as_str()),
         ])
-        .header(http::header::COOKIE, &cookie)
-        .header(http::header::ACCEPT, "application/json")
+        .header(COOKIE, &cookie)
+        .header(ACCEPT, "application/json")
         .send()
         .await
         .map_err(http_error("bind"))?;
@@ -320,22 +272,27 @@ mod tests {
 
     #[test]
     fn urls_and_resources_are_derived() {
-        let grant = DeviceGrant {
+        let grant = OAuth2DeviceGrant {
             device_authorization_url: "https://bind.example.com/prefix/device/authorize".into(),
             token_url: "https://bind.example.com/prefix/device/token".into(),
         };
         assert_eq!(base_url(&grant), "https://bind.example.com/prefix");
-        let odd = DeviceGrant {
+        let odd = OAuth2DeviceGrant {
             device_authorization_url: "https://bind.example.com/da".into(),
             token_url: String::new(),
         };
         assert_eq!(base_url(&odd), "https://bind.example.com");
+        let split = split_binding_name("postgresqlinstances.anynines.com");
         assert_eq!(
-            split_resource("postgresqlinstances.anynines.com"),
+            (split.group, split.resource),
             ("anynines.com".into(), "postgresqlinstances".into())
         );
-        assert_eq!(split_resource("secrets"), (String::new(), "secrets".into()));
-        let parsed: DeviceAuthorization = serde_json::from_str(
+        let split = split_binding_name("secrets");
+        assert_eq!(
+            (split.group, split.resource),
+            (String::new(), "secrets".into())
+        );
+        let parsed: DeviceAuthorizationResponse = serde_json::from_str(
             r#"{"device_code":"d","user_code":"ABCD-EFGH","verification_uri":"https://idp/device","expires_in":600}"#,
         )
         .unwrap();

@@ -1,32 +1,19 @@
 //! `GET <url>`: the provider's BindingProvider document, checked before anything touches the
 //! cluster (spec §3.2).
 
-use klutch_sdk::api::wire::{self, BindingProvider};
-use serde::Deserialize;
-
-use crate::error::{Error, Result};
-
-/// Where the device-authorization login starts (our extension, see docs/kubectl-bind.md).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct DeviceGrant {
-    /// `POST` here to start: form fields `s` (sid) and `c` (cid).
-    #[serde(rename = "deviceAuthorizationURL")]
-    pub device_authorization_url: String,
-    /// `POST` here to poll: form field `device_code`.
-    #[serde(rename = "tokenURL")]
-    pub token_url: String,
-}
+use super::error::{Error, Result, one_line};
+use crate::api::wire::{self, BindingProvider};
 
 /// The checked provider.
 #[derive(Clone, Debug)]
 pub struct Provider {
     /// The export URL it was fetched from.
     pub url: String,
-    /// The document.
+    /// The document (its device grant, our extension, is [`BindingProvider::device_grant`]).
     pub document: BindingProvider,
-    /// The device grant, when the provider offers one.
-    pub device_grant: Option<DeviceGrant>,
-    /// A warning about the provider's version, to show before going on.
+    /// Why the provider's version is older than this client supports
+    /// ([`check_provider_version`]), to show as a warning before going on. Klutch's own CLIs
+    /// refuse such providers.
     pub version_warning: Option<String>,
 }
 
@@ -75,40 +62,27 @@ pub fn parse(url: &str, status: u16, content_type: &str, body: &[u8]) -> Result<
         },
         _ => Error::NotAProvider {
             url: url.into(),
-            reason: crate::error::one_line(&e),
+            reason: one_line(&e),
         },
     })?;
-    // Go CLIs refuse such providers; ours warns, because the protocol itself is checked by
-    // `apiVersion` and klutch's own components may carry low version numbers.
-    let version_warning = check_provider_version(&document.version)
-        .err()
-        .map(|reason| {
-            format!("⚠️ {reason}; Klutch's own kubectl-bind would refuse it, continuing")
-        });
-    // The device grant is our extension; read it from the raw document so that the shared wire
-    // type stays exactly Klutch's.
-    let raw: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let device_grant = raw["authenticationMethods"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| m["method"] == "OAuth2DeviceGrant")
-        .find_map(|m| serde_json::from_value(m["oauth2DeviceGrant"].clone()).ok());
+    // Go CLIs refuse such providers; this client leaves the decision to its caller (kubectl-bind
+    // warns), because the protocol itself is checked by `apiVersion` and klutch's own
+    // components may carry low version numbers.
+    let version_warning = check_provider_version(&document.version).err();
     Ok(Provider {
         url: url.into(),
         document,
-        device_grant,
         version_warning,
     })
 }
 
 /// Checks that `url` is an http(s) URL.
 pub fn validate_url(url: &str) -> Result<url::Url> {
-    let parsed = url::Url::parse(url).map_err(|e| Error::Usage(format!(
+    let parsed = url::Url::parse(url).map_err(|e| Error::InvalidUrl(format!(
         "{url:?} is not a URL ({e}); pass the provider's export URL, e.g. https://bind.example.com/export"
     )))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(Error::Usage(format!(
+        return Err(Error::InvalidUrl(format!(
             "{url:?} is not an http(s) URL; pass the provider's export URL, e.g. https://bind.example.com/export"
         )));
     }
@@ -120,17 +94,17 @@ pub async fn fetch(http: &reqwest::Client, url: &str) -> Result<Provider> {
     let parsed = validate_url(url)?;
     let response = http
         .get(parsed)
-        .header(http::header::ACCEPT, "application/json")
+        .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
         .map_err(|e| Error::ProviderUnreachable {
             url: url.into(),
-            reason: crate::error::one_line(&e),
+            reason: one_line(&e),
         })?;
     let status = response.status().as_u16();
     let content_type = response
         .headers()
-        .get(http::header::CONTENT_TYPE)
+        .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
@@ -139,7 +113,7 @@ pub async fn fetch(http: &reqwest::Client, url: &str) -> Result<Provider> {
         .await
         .map_err(|e| Error::ProviderUnreachable {
             url: url.into(),
-            reason: crate::error::one_line(&e),
+            reason: one_line(&e),
         })?;
     parse(url, status, &content_type, &body)
 }
@@ -176,7 +150,7 @@ mod tests {
         let provider = parse("https://b/export", 200, "application/json", GOOD.as_bytes()).unwrap();
         assert_eq!(provider.document.provider_pretty_name, "anynines");
         assert_eq!(
-            provider.device_grant.unwrap().token_url,
+            provider.document.device_grant().unwrap().token_url,
             "https://b/device/token"
         );
     }
@@ -185,7 +159,6 @@ mod tests {
     fn bad_answers_are_classified() {
         let err = parse("https://b/export", 404, "text/plain", b"not found").unwrap_err();
         assert!(matches!(err, Error::NotAProvider { .. }), "{err}");
-        assert_eq!(err.exit_code(), 3);
         let err = parse("https://b/", 200, "text/html", b"<html>").unwrap_err();
         assert!(err.to_string().contains("text/html"), "{err}");
         let wrong = GOOD.replace("\"v1alpha1\"", "\"v1alpha2\"");

@@ -1,15 +1,15 @@
 //! The non-interactive binding flow (OAuth 2.0 device authorization grant against the backend's
 //! IdP), as agreed with `kubectl bind --non-interactive`:
 //!
-//! - `/export` lists, after the code grant, `{"method":"OAuth2DeviceGrant","oauth2DeviceGrant":
-//!   {"deviceAuthorizationURL":"<ext>/device/authorize","tokenURL":"<ext>/device/token"}}`;
-//! - `POST /device/authorize` (form `s`, `c`) → 200 `{"device_code","user_code",
-//!   "verification_uri","verification_uri_complete"?,"expires_in","interval"}`; the device code
-//!   is sealed by the backend and binds the IdP's code, `sid`, `cid` and the expiry; 400 for a
-//!   bad `s`/`c`, 501 without device support;
-//! - `POST /device/token` (form `device_code`) → 400 `{"error","error_description"}` (RFC 8628
-//!   errors) while waiting or failing, 200 `{"session","sid","expires_in":3600}` once the ID token
-//!   is verified; `session` is the value of cookie `klutch-bind-<sid>`, which then works for
+//! - `/export` lists, after the code grant, an
+//!   [`OAuth2DeviceGrant`](crate::api::wire::OAuth2DeviceGrant) entry
+//!   (`<ext>/device/authorize`, `<ext>/device/token`);
+//! - `POST /device/authorize` (form `s`, `c`) → 200 [`DeviceAuthorizationResponse`]; the device
+//!   code is sealed by the backend and binds the IdP's code, `sid`, `cid` and the expiry; 400 for
+//!   a bad `s`/`c`, 501 without device support;
+//! - `POST /device/token` (form `device_code`) → 400 [`OAuthError`] (RFC 8628 errors) while
+//!   waiting or failing, 200 [`DeviceSession`] (`expires_in: 3600`) once the ID token is
+//!   verified; `session` is the value of cookie `klutch-bind-<sid>`, which then works for
 //!   `/resources` (`Accept: application/json`) and `/bind` (answers JSON BindingResponse).
 
 use std::sync::Arc;
@@ -20,24 +20,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::contract::{Authenticator as _, BindingBackend, DevicePoll};
-use super::server::{Inner, Problem, auth_problem, bad_request, valid_id};
-use super::session::{SESSION_LIFETIME_SECS, Session, session_cookie_name};
-use super::state::now_secs;
+use super::Inner;
+use super::problem::{Problem, auth_problem, bad_request, valid_id};
+use crate::api::wire::{DeviceAuthorizationResponse, DeviceSession, OAuthError};
+use crate::backend::contract::{Authenticator as _, BindingBackend, DevicePoll};
+use crate::backend::session::{SESSION_LIFETIME_SECS, Session, session_cookie_name};
+use crate::backend::state::now_secs;
 
 /// The name device codes are sealed under.
 const SEAL_NAME: &str = "klutch-bind-device-code";
-
-/// The `/export` entry of the device grant.
-pub fn method_entry(base: &str) -> serde_json::Value {
-    serde_json::json!({
-        "method": "OAuth2DeviceGrant",
-        "oauth2DeviceGrant": {
-            "deviceAuthorizationURL": format!("{base}/device/authorize"),
-            "tokenURL": format!("{base}/device/token"),
-        }
-    })
-}
 
 #[derive(Serialize, Deserialize)]
 struct SealedDevice {
@@ -48,12 +39,12 @@ struct SealedDevice {
 }
 
 #[derive(Deserialize)]
-pub(crate) struct AuthorizeForm {
+pub(super) struct AuthorizeForm {
     s: Option<String>,
     c: Option<String>,
 }
 
-pub(crate) async fn authorize<B: BindingBackend>(
+pub(super) async fn authorize<B: BindingBackend>(
     State(inner): State<Arc<Inner<B>>>,
     Form(form): Form<AuthorizeForm>,
 ) -> Result<Response, Problem> {
@@ -82,33 +73,36 @@ pub(crate) async fn authorize<B: BindingBackend>(
             exp: now_secs() + i64::try_from(started.expires_in).unwrap_or(600),
         },
     );
-    let mut body = serde_json::json!({
-        "device_code": sealed,
-        "user_code": started.user_code,
-        "verification_uri": started.verification_uri,
-        "expires_in": started.expires_in,
-        "interval": started.interval,
-    });
-    if let Some(complete) = started.verification_uri_complete {
-        body["verification_uri_complete"] = complete.into();
-    }
-    Ok(Json(body).into_response())
+    let body = DeviceAuthorizationResponse {
+        device_code: sealed,
+        user_code: started.user_code,
+        verification_uri: started.verification_uri,
+        verification_uri_complete: started.verification_uri_complete,
+        expires_in: started.expires_in,
+        interval: started.interval,
+    };
+    Ok(json(&body))
 }
 
 #[derive(Deserialize)]
-pub(crate) struct TokenForm {
+pub(super) struct TokenForm {
     device_code: Option<String>,
+}
+
+/// A JSON answer; through a `Value`, so the keys come out sorted as they always did.
+fn json(doc: &impl Serialize) -> Response {
+    Json(serde_json::to_value(doc).expect("a wire document serialises")).into_response()
 }
 
 fn oauth_error(error: &str, description: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
-        Json(serde_json::json!({ "error": error, "error_description": description })),
+        json(&OAuthError::new(error, description)),
     )
         .into_response()
 }
 
-pub(crate) async fn token<B: BindingBackend>(
+pub(super) async fn token<B: BindingBackend>(
     State(inner): State<Arc<Inner<B>>>,
     Form(form): Form<TokenForm>,
 ) -> Response {
@@ -135,12 +129,11 @@ pub(crate) async fn token<B: BindingBackend>(
                 .keys
                 .seal(&session_cookie_name(&sealed.sid), &session);
             tracing::info!(sid = %sealed.sid, issuer = %who.issuer, "device login succeeded");
-            Json(serde_json::json!({
-                "session": value,
-                "sid": sealed.sid,
-                "expires_in": SESSION_LIFETIME_SECS,
-            }))
-            .into_response()
+            json(&DeviceSession {
+                session: value,
+                sid: sealed.sid,
+                expires_in: SESSION_LIFETIME_SECS.unsigned_abs(),
+            })
         }
         Err(e) => {
             let problem = auth_problem(e);
