@@ -35,7 +35,6 @@ pub mod api;
 #[cfg(feature = "client")]
 pub mod backend;
 pub mod deploy;
-#[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod sync;
 pub mod tls;

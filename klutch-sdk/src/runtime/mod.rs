@@ -1,5 +1,7 @@
 //! What every klutch binary shares (cargo feature `runtime`): the process-level plumbing around
-//! an engine, so a binary is only flags and wiring.
+//! an engine, so a binary is only flags and wiring. [`duration`] and [`signals`] have no
+//! dependencies beyond tokio and are there without the feature (a CLI such as `kubectl bind`
+//! parses its `--timeout` with them).
 //!
 //! | module | what |
 //! |---|---|
@@ -15,6 +17,7 @@
 //! A binary typically wires them like this:
 //!
 //! ```no_run
+//! # #[cfg(feature = "runtime")] {
 //! use std::time::Duration;
 //! use klutch_sdk::runtime::{health, lease::LeaderElection, logging::{LogFormat, Logging}, signals};
 //!
@@ -36,13 +39,20 @@
 //!     .await?;
 //! # Ok(())
 //! # }
+//! # }
 //! ```
 
+#[cfg(feature = "runtime")]
 pub mod client;
 pub mod duration;
+#[cfg(feature = "runtime")]
 pub mod health;
+#[cfg(feature = "runtime")]
 pub mod http_metrics;
+#[cfg(feature = "runtime")]
 pub mod lease;
+#[cfg(feature = "runtime")]
 pub mod logging;
 pub mod signals;
+#[cfg(feature = "runtime")]
 pub mod tls;
