@@ -6,9 +6,9 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use klutch_sdk::api::APIServiceExportRequest;
+use klutch_sdk::api::ids::cluster_id;
 use klutch_sdk::api::wellknown::CONSUMER_NAMESPACE;
 use klutch_sdk::api::wire::{APIServiceExportRequestResponse, BindingResponse};
-use klutch_sdk::sync::ids::cluster_id;
 use kube::api::{Api, PostParams};
 use rand::Rng as _;
 

@@ -9,13 +9,13 @@
 //! - [`claims`]: which objects a permission claim selects, and who owns them;
 //! - [`spec`]: what to do for one consumer object and its provider copy (spec up, deletion);
 //! - [`placement`]: where provider copies live per isolation mode, and which provider objects are ours;
-//! - [`observe`]: hooks for metrics and Events;
-//! - [`ids`]: the cluster identifier derived from the `klutch-bind` namespace's UID.
+//! - [`observe`]: hooks for metrics and Events.
+//!
+//! Identifiers (`base62`, the cluster id) are part of the API: [`crate::api::ids`].
 
 pub mod claimed;
 pub mod claims;
 pub mod copy;
-pub mod ids;
 pub mod naming;
 pub mod observe;
 pub mod placement;
