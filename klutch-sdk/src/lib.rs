@@ -8,14 +8,17 @@
 //! This release provides:
 //!
 //! - [`api`]: the `klutch.anynines.com/v1alpha1` kinds as Rust types, wire compatible with
-//!   Klutch v1.5, and their CRDs.
+//!   Klutch v1.5, their CRDs and the identifiers of the bind protocol ([`api::ids`]).
 //! - [`sync`]: sans-IO decisions of a sync agent (clean copies, namespace mapping, isolation,
-//!   claim selection and ownership, spec/status/deletion planning, identifiers).
+//!   claim selection and ownership, spec/status/deletion planning).
 //! - [`deploy`]: manifests generated from Rust, e.g. the konnector's Deployment and RBAC.
 //! - [`tls`]: the one place where the process-wide rustls crypto provider is chosen. Every klutch
 //!   binary and test calls [`tls::install_crypto_provider`] first.
 //! - `backend` (cargo feature `backend`): the binding-backend SDK: the `BindingBackend` trait,
 //!   the bind protocol server, OIDC login, binding spaces, RBAC and the provider controllers.
+//! - `konnector` (cargo feature `konnector`): the konnector engine, the sync agent of an app
+//!   cluster behind a builder (`Konnector::builder`), with the resource and claimed-resource
+//!   syncers, provider connections, heartbeat, kubeconfig rotation, metrics and Events.
 //! - `testenv` (cargo feature `testenv`): real local Kubernetes clusters (etcd, kube-apiserver,
 //!   kube-controller-manager) and a real OIDC provider (Dex) for tests, like controller-runtime's
 //!   envtest but native to Rust and able to run several isolated clusters at once.
@@ -30,6 +33,8 @@ pub mod api;
 #[cfg(feature = "backend")]
 pub mod backend;
 pub mod deploy;
+#[cfg(feature = "konnector")]
+pub mod konnector;
 pub mod sync;
 pub mod tls;
 
