@@ -8,9 +8,9 @@
 //! This release provides:
 //!
 //! - [`api`]: the `klutch.anynines.com/v1alpha1` kinds as Rust types, wire compatible with
-//!   Klutch v1.5, and their CRDs.
+//!   Klutch v1.5, their CRDs and the identifiers of the bind protocol ([`api::ids`]).
 //! - [`sync`]: sans-IO decisions of a sync agent (clean copies, namespace mapping, isolation,
-//!   claim selection and ownership, spec/status/deletion planning, identifiers).
+//!   claim selection and ownership, spec/status/deletion planning).
 //! - [`deploy`]: manifests generated from Rust: the konnector's and the example backend's
 //!   Deployments and RBAC.
 //! - [`tls`]: the one place where the process-wide rustls crypto provider is chosen. Every klutch
@@ -18,9 +18,13 @@
 //! - `backend` (cargo feature `backend`): the binding-backend SDK: the `BindingBackend` trait,
 //!   the bind protocol server, OIDC login, binding spaces, RBAC and the provider controllers;
 //!   with only the feature `client`, `backend::client`: the protocol client `kubectl bind` uses.
-//! - `runtime` (cargo feature `runtime`): what every binary shares: leader election on a Lease
-//!   with health state, the `/healthz` + `/metrics` server, logging, signals, Go-style
-//!   durations, the request-counting client layer, the TLS listener and HTTP metrics.
+//! - `konnector` (cargo feature `konnector`): the konnector engine, the sync agent of an app
+//!   cluster behind a builder (`Konnector::builder`), with the resource and claimed-resource
+//!   syncers, provider connections, heartbeat, kubeconfig rotation, metrics and Events.
+//! - [`runtime`] (cargo feature `runtime`; `duration` and `signals` always): what every binary
+//!   shares: leader election on a Lease with health state, the `/healthz` + `/metrics` server,
+//!   logging, signals, Go-style durations, the request-counting client layer, the TLS listener
+//!   and HTTP metrics.
 //! - `testenv` (cargo feature `testenv`): real local Kubernetes clusters (etcd, kube-apiserver,
 //!   kube-controller-manager) and a real OIDC provider (Dex) for tests, like controller-runtime's
 //!   envtest but native to Rust and able to run several isolated clusters at once.
@@ -35,6 +39,8 @@ pub mod api;
 #[cfg(feature = "client")]
 pub mod backend;
 pub mod deploy;
+#[cfg(feature = "konnector")]
+pub mod konnector;
 pub mod runtime;
 pub mod sync;
 pub mod tls;

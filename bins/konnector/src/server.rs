@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::leader::LeaderState;
-use crate::metrics::Metrics;
+use klutch_sdk::konnector::Metrics;
 
 #[derive(Clone)]
 struct AppState {

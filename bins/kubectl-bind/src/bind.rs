@@ -10,7 +10,7 @@ use klutch_sdk::api::wire::{APIServiceExportRequestResponse, BindingResponse, OA
 use klutch_sdk::backend::client::callback::Listener;
 use klutch_sdk::backend::client::provider::{self, Provider};
 use klutch_sdk::backend::client::{device, login_url, new_session_id};
-use klutch_sdk::sync::ids::cluster_id;
+use klutch_sdk::api::ids::cluster_id;
 
 use crate::apiservice::{self, Remote, Settings};
 use crate::cli::OutputFormat;

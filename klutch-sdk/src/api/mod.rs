@@ -14,6 +14,7 @@ pub mod conditions;
 pub mod convert;
 pub mod export;
 pub mod export_request;
+pub mod ids;
 pub mod namespace;
 pub mod naming;
 pub mod template;

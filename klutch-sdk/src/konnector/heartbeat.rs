@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use klutch_sdk::api::conditions;
-use klutch_sdk::api::wellknown::CLUSTER_BINDING_NAME;
-use klutch_sdk::api::{APIServiceBinding, ClusterBinding, ClusterBindingStatus, Severity};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::ResultLabels;
-use crate::provider::Provider;
-use crate::status;
+use super::connection::Provider;
+use super::metrics::ResultLabels;
+use super::status;
+use crate::api::conditions;
+use crate::api::wellknown::CLUSTER_BINDING_NAME;
+use crate::api::{APIServiceBinding, ClusterBinding, ClusterBindingStatus, Severity};
 
 /// The interval reported in `status.heartbeatInterval` (Klutch's constant).
 pub const HEARTBEAT_INTERVAL: &str = "5m0s";

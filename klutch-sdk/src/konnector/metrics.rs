@@ -1,4 +1,6 @@
-//! Prometheus metrics of the konnector (text format on `GET /metrics`).
+//! Prometheus metrics of the konnector engine: [`Metrics::encode`] gives the text format a
+//! `GET /metrics` handler serves. `konnector_leader` is the binary's to set (leader election is
+//! not part of the engine).
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -13,13 +15,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use klutch_sdk::sync::observe::{Hop, SyncObserver};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use super::events::EventSink;
+use super::observe::{Hop, ObjectKey, SyncObserver};
 
 /// Label set of latency histograms.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -158,17 +162,19 @@ pub fn hop_label(hop: Hop) -> &'static str {
         Hop::Adopt => "adopt",
         Hop::ClaimUp => "claim_up",
         Hop::ClaimDown => "claim_down",
-        _ => "other",
     }
 }
 
-/// Feeds SDK sync outcomes into [`Metrics`] and Kubernetes Events.
+/// Feeds sync outcomes into [`Metrics`] and Kubernetes Events, then into the variant's own
+/// observers.
 #[derive(Clone)]
-pub struct Observer {
+pub(crate) struct Observer {
     /// The metrics.
     pub metrics: Arc<Metrics>,
     /// Posts Events on consumer objects.
-    pub events: Option<crate::events::EventSink>,
+    pub events: Option<EventSink>,
+    /// The observers added with `KonnectorBuilder::observer`.
+    pub extra: Vec<Arc<dyn SyncObserver>>,
 }
 
 impl SyncObserver for Observer {
@@ -179,15 +185,12 @@ impl SyncObserver for Observer {
                 hop: hop_label(hop).into(),
             })
             .observe(took.as_secs_f64());
+        for o in &self.extra {
+            o.synced(hop, took);
+        }
     }
 
-    fn failed(
-        &self,
-        hop: Hop,
-        object: &klutch_sdk::sync::observe::ObjectKey,
-        reason: &'static str,
-        message: &str,
-    ) {
+    fn failed(&self, hop: Hop, object: &ObjectKey, reason: &'static str, message: &str) {
         self.metrics
             .errors
             .get_or_create(&ErrorLabels {
@@ -197,6 +200,9 @@ impl SyncObserver for Observer {
             .inc();
         if let Some(events) = &self.events {
             events.warn(object, reason, message);
+        }
+        for o in &self.extra {
+            o.failed(hop, object, reason, message);
         }
     }
 }

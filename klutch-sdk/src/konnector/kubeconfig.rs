@@ -119,7 +119,7 @@ fn context_namespace(kubeconfig: &Kubeconfig) -> std::result::Result<String, boo
 pub async fn client(
     bytes: &[u8],
     secret: (&str, &str),
-    metrics: &std::sync::Arc<crate::metrics::Metrics>,
+    metrics: &std::sync::Arc<super::metrics::Metrics>,
 ) -> Result<kube::Client> {
     let (namespace, name) = (secret.0.to_owned(), secret.1.to_owned());
     let kubeconfig =
@@ -136,8 +136,8 @@ pub async fn client(
                 name: name.clone(),
                 source,
             })?;
-    crate::tune(&mut config);
-    crate::counted_client(config, "provider", metrics).map_err(|source| Error::Client {
+    super::client::tune(&mut config);
+    super::client::counted_client(config, "provider", metrics).map_err(|source| Error::Client {
         namespace,
         name,
         source: kube::config::KubeconfigError::LoadContext(source.to_string()),

@@ -1,4 +1,5 @@
-//! Identifiers of the bind protocol.
+//! Identifiers of the bind protocol, defined once: [`base62`] (export source-spec hashes, the
+//! backend's identity hashes) and [`cluster_id`] (the consumer cluster's id in `kubectl bind`).
 
 use sha2::{Digest, Sha224};
 
@@ -34,7 +35,7 @@ pub fn base62(bytes: &[u8]) -> String {
 /// finds an existing binding space again, so it must match Klutch exactly.
 ///
 /// ```
-/// let cid = klutch_sdk::sync::ids::cluster_id("0a1b2c3d-0000-4000-8000-000000000000");
+/// let cid = klutch_sdk::api::ids::cluster_id("0a1b2c3d-0000-4000-8000-000000000000");
 /// assert_eq!(cid.len(), 6);
 /// ```
 pub fn cluster_id(namespace_uid: &str) -> String {

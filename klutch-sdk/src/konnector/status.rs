@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use klutch_sdk::api::Severity;
-use klutch_sdk::api::conditions::{self, Condition, ConditionStatus};
 use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+
+use crate::api::Severity;
+use crate::api::conditions::{self, Condition, ConditionStatus};
 
 /// How often a status write is retried after a conflict.
 const CONFLICT_RETRIES: usize = 8;
@@ -109,8 +110,6 @@ pub trait HasStatus<S> {
 
 /// A status with a list of conditions.
 pub trait HasConditions {
-    /// The conditions.
-    fn conditions(&self) -> &[Condition];
     /// The conditions, mutable.
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
 }
@@ -123,9 +122,6 @@ macro_rules! status_impls {
             }
         }
         impl HasConditions for $status {
-            fn conditions(&self) -> &[Condition] {
-                &self.conditions
-            }
             fn conditions_mut(&mut self) -> &mut Vec<Condition> {
                 &mut self.conditions
             }
@@ -134,17 +130,14 @@ macro_rules! status_impls {
 }
 
 status_impls!(
-    klutch_sdk::api::APIServiceBinding,
-    klutch_sdk::api::APIServiceBindingStatus
+    crate::api::APIServiceBinding,
+    crate::api::APIServiceBindingStatus
 );
 status_impls!(
-    klutch_sdk::api::APIServiceExport,
-    klutch_sdk::api::APIServiceExportStatus
+    crate::api::APIServiceExport,
+    crate::api::APIServiceExportStatus
 );
-status_impls!(
-    klutch_sdk::api::ClusterBinding,
-    klutch_sdk::api::ClusterBindingStatus
-);
+status_impls!(crate::api::ClusterBinding, crate::api::ClusterBindingStatus);
 
 /// The condition types the konnector maintains on an APIServiceBinding.
 pub const BINDING_CONDITIONS: [&str; 5] = [
@@ -158,15 +151,15 @@ pub const BINDING_CONDITIONS: [&str; 5] = [
 /// [`update`] for APIServiceBindings: a condition the konnector has not determined yet is
 /// `False` (Info, `Pending`), so `Ready` is only `True` once every one of them is.
 pub async fn update_binding(
-    api: &Api<klutch_sdk::api::APIServiceBinding>,
+    api: &Api<crate::api::APIServiceBinding>,
     name: &str,
-    change: impl Fn(&mut klutch_sdk::api::APIServiceBindingStatus),
+    change: impl Fn(&mut crate::api::APIServiceBindingStatus),
 ) -> Result<bool, Error> {
     update(
         api,
         "APIServiceBinding",
         name,
-        |s: &mut klutch_sdk::api::APIServiceBindingStatus| {
+        |s: &mut crate::api::APIServiceBindingStatus| {
             for type_ in BINDING_CONDITIONS {
                 if conditions::get(&s.conditions, type_).is_none() {
                     conditions::set(

@@ -1,13 +1,13 @@
-//! The IO side of spec/status/deletion sync for one resource between two clusters: a
+//! The resource syncer: spec/status/deletion sync for one resource between two clusters, a
 //! kube-runtime controller on the consumer objects, triggered also by provider-side changes,
-//! that executes what [`spec::plan`](super::spec::plan) decides; plus the provider-only cases:
+//! that executes what [`spec::plan`] decides; plus the provider-only cases:
 //! adoption of provider-created objects (§5.11) and removal of bound provider copies whose
 //! consumer object is gone (§5.9).
 //!
 //! Namespaces are mapped through APIServiceNamespaces in the provider's cluster namespace: the
 //! syncer creates one per consumer namespace it meets and waits until the backend has written
 //! `status.namespace`. Cluster-scoped resources are placed by their isolation mode
-//! ([`placement`](super::placement)). The provider side is watched per service namespace (or
+//! ([`placement`](crate::sync::placement)). The provider side is watched per service namespace (or
 //! cluster-wide where the placement needs it), so the tenant's provider RBAC may be namespaced.
 
 use std::collections::BTreeMap;
@@ -15,21 +15,21 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use serde_json::json;
 
-use super::copy::is_bound;
-use super::naming::NamespaceMap;
 use super::observe::{Hop, NoObserver, ObjectKey, SyncObserver};
-use super::placement::{ConsumerKey, Placement, Placer, WatchScope};
-use super::spec::{self, Plan, Target};
 use crate::api::wellknown::{BOUND_ANNOTATION, FIELD_MANAGER, SYNCER_FINALIZER};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::runtime::reflector::Store;
+use crate::api::{APIServiceNamespace, APIServiceNamespaceSpec};
+use crate::sync::copy::is_bound;
+use crate::sync::naming::NamespaceMap;
+use crate::sync::placement::{ConsumerKey, Placement, Placer, WatchScope};
+use crate::sync::spec::{self, Plan, Target};
 
 /// Field manager of the consumer-side status writes (the provider-side spec writes use
 /// [`FIELD_MANAGER`], so the two directions show up as two owners in `managedFields`).
@@ -37,7 +37,6 @@ pub const STATUS_FIELD_MANAGER: &str = "klutch.anynines.com/status";
 
 /// How many objects the syncer reconciles at once.
 pub const RECONCILE_CONCURRENCY: u16 = 64;
-use crate::api::{APIServiceNamespace, APIServiceNamespaceSpec};
 
 /// What failed while syncing one object. Variants name the operation and the object.
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +193,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// ```no_run
 /// # async fn demo(consumer: kube::Client, provider: kube::Client) {
 /// use kube::api::{ApiResource, GroupVersionKind};
-/// use klutch_sdk::sync::syncer::ResourceSyncer;
+/// use klutch_sdk::konnector::ResourceSyncer;
 ///
 /// let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("anynines.com", "v1", "PostgresqlInstance"));
 /// let syncer = ResourceSyncer::new(consumer, provider, ar, "cluster-x7k2p");

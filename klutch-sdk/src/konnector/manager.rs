@@ -9,18 +9,18 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
-use klutch_sdk::api::wellknown::{CONSUMER_NAMESPACE, SYNCER_FINALIZER};
-use klutch_sdk::api::{APIServiceBinding, Severity};
 use kube::ResourceExt as _;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::provider::{self, ProviderConfig};
-use crate::{Shared, kubeconfig, status};
+use super::connection::{ProviderConfig, Shared};
+use super::{finalizer, kubeconfig, provider, status};
+use crate::api::wellknown::CONSUMER_NAMESPACE;
+use crate::api::{APIServiceBinding, Severity};
 
 /// How often everything is re-checked without an event.
 const RESYNC: Duration = Duration::from_secs(30);
@@ -100,11 +100,8 @@ async fn reconcile_all(
                 let _ = status::update_binding(
                     &api,
                     &name,
-                    |s: &mut klutch_sdk::api::APIServiceBindingStatus| {
-                        klutch_sdk::api::conditions::set(
-                            &mut s.conditions,
-                            status::ok("SecretValid"),
-                        );
+                    |s: &mut crate::api::APIServiceBindingStatus| {
+                        crate::api::conditions::set(&mut s.conditions, status::ok("SecretValid"));
                     },
                 )
                 .await
@@ -129,15 +126,15 @@ async fn reconcile_all(
                 let _ = status::update_binding(
                     &api,
                     &name,
-                    |s: &mut klutch_sdk::api::APIServiceBindingStatus| {
-                        klutch_sdk::api::conditions::set(&mut s.conditions, condition.clone());
+                    |s: &mut crate::api::APIServiceBindingStatus| {
+                        crate::api::conditions::set(&mut s.conditions, condition.clone());
                     },
                 )
                 .await
                 .inspect_err(|e| tracing::warn!(error = %e, "binding status"));
                 if binding.metadata.deletion_timestamp.is_some() {
                     // Without a provider there is nothing to clean up there; let it go.
-                    release_binding(&api, binding).await;
+                    finalizer::release(&api, binding).await;
                 }
             }
         }
@@ -188,7 +185,7 @@ async fn reconcile_all(
 async fn check_secret(
     shared: &Shared,
     binding: &APIServiceBinding,
-) -> Result<(Vec<u8>, String, (String, String)), klutch_sdk::api::Condition> {
+) -> Result<(Vec<u8>, String, (String, String)), crate::api::Condition> {
     let r = &binding.spec.kubeconfig_secret_ref;
     let api: Api<Secret> = Api::namespaced(shared.consumer.clone(), &r.namespace);
     let secret = match api.get_opt(&r.name).await {
@@ -226,29 +223,4 @@ async fn check_secret(
                 format!("{e}. Rerun kubectl bind for repair."),
             )
         })
-}
-
-/// Removes our finalizer from a binding.
-pub async fn release_binding(api: &Api<APIServiceBinding>, binding: &APIServiceBinding) {
-    let Some(finalizers) = binding.metadata.finalizers.as_ref() else {
-        return;
-    };
-    if !finalizers.iter().any(|f| f == SYNCER_FINALIZER) {
-        return;
-    }
-    let rest: Vec<&String> = finalizers
-        .iter()
-        .filter(|f| *f != SYNCER_FINALIZER)
-        .collect();
-    let patch = serde_json::json!({ "metadata": { "finalizers": rest, "resourceVersion": binding.resource_version() } });
-    if let Err(e) = api
-        .patch(
-            &binding.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        tracing::warn!(binding = %binding.name_any(), error = %e, "releasing the binding failed; retrying");
-    }
 }

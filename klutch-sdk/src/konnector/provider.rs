@@ -11,77 +11,31 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use klutch_sdk::api::conditions::{self, Condition};
-use klutch_sdk::api::wellknown::{CLUSTER_BINDING_NAME, SYNCER_FINALIZER};
-use klutch_sdk::api::{
-    APIServiceBinding, APIServiceBindingStatus, APIServiceExport, APIServiceExportStatus,
-    APIServiceNamespace, ClusterBinding, Severity,
-};
 use kube::ResourceExt as _;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Shared, context, heartbeat, kubeconfig, status};
+use super::connection::{Provider, ProviderConfig, Shared};
+use super::{context, finalizer, heartbeat, kubeconfig, status};
+use crate::api::conditions::{self, Condition};
+use crate::api::wellknown::CLUSTER_BINDING_NAME;
+use crate::api::{
+    APIServiceBinding, APIServiceBindingStatus, APIServiceExport, APIServiceExportStatus,
+    APIServiceNamespace, ClusterBinding, Severity,
+};
 
 /// How often bindings are re-checked without an event (CRD establishment, namespace removal).
 const TICK: Duration = Duration::from_secs(10);
 /// Retry after a failed informer sync.
 const SYNC_RETRY: Duration = Duration::from_secs(300);
 
-/// Where a provider connection goes.
-#[derive(Clone, Debug)]
-pub struct ProviderConfig {
-    /// The kubeconfig bytes.
-    pub kubeconfig: Vec<u8>,
-    /// The provider (cluster) namespace: the kubeconfig's context namespace.
-    pub namespace: String,
-    /// The consumer Secret the bytes came from (`namespace`, `name`).
-    pub secret: (String, String),
-}
-
 struct RunningContext {
     key: String,
     cancel: CancellationToken,
     task: JoinHandle<()>,
-}
-
-/// The provider side of one connection, shared by its tasks.
-pub struct Provider {
-    /// Shared konnector state.
-    pub shared: Arc<Shared>,
-    /// Client for the provider (the binding's kubeconfig).
-    pub client: kube::Client,
-    /// The provider namespace.
-    pub namespace: String,
-    /// Bindings (`namespace/name`) attached to this connection.
-    pub members: watch::Receiver<BTreeSet<String>>,
-}
-
-impl Provider {
-    /// The APIServiceBinding API for `ns`.
-    pub fn bindings(&self, ns: &str) -> Api<APIServiceBinding> {
-        Api::namespaced(self.shared.consumer.clone(), ns)
-    }
-
-    /// Sets `condition` on every member binding.
-    pub async fn set_on_members(&self, condition: Condition) {
-        let members = self.members.borrow().clone();
-        for key in members {
-            let (ns, name) = key.split_once('/').unwrap_or(("", &key));
-            let _ = status::update_binding(
-                &self.bindings(ns),
-                name,
-                |s: &mut APIServiceBindingStatus| {
-                    conditions::set(&mut s.conditions, condition.clone());
-                },
-            )
-            .await
-            .inspect_err(|e| tracing::warn!(error = %e, "binding status"));
-        }
-    }
 }
 
 /// Runs the connection until `cancel` fires.
@@ -269,12 +223,12 @@ async fn reconcile_binding(
             stop(c).await;
         }
         match context::unbind(p, &binding, export.as_ref()).await {
-            Ok(()) => crate::manager::release_binding(&api, &binding).await,
+            Ok(()) => finalizer::release(&api, &binding).await,
             Err(e) => tracing::warn!(binding = %key, error = %e, "unbinding failed; retrying"),
         }
         return;
     }
-    ensure_finalizer(&api, &binding).await;
+    finalizer::ensure(&api, &binding).await;
 
     let report = |c: Condition| status::update_binding(&api, name, binding_condition(c));
     let Some(export) = export else {
@@ -371,25 +325,6 @@ async fn reconcile_binding(
     );
 }
 
-async fn ensure_finalizer(api: &Api<APIServiceBinding>, b: &APIServiceBinding) {
-    if b.finalizers().iter().any(|f| f == SYNCER_FINALIZER) {
-        return;
-    }
-    let mut finalizers = b.finalizers().to_vec();
-    finalizers.push(SYNCER_FINALIZER.to_owned());
-    let patch = serde_json::json!({ "metadata": { "finalizers": finalizers, "resourceVersion": b.resource_version() } });
-    if let Err(e) = api
-        .patch(
-            &b.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        tracing::debug!(error = %e, "adding the binding finalizer failed; retrying on the next pass");
-    }
-}
-
 /// A CRD just created or updated becomes Established within moments: wait for it (at most
 /// 10 s) rather than until the next pass, so syncing starts at once.
 async fn wait_established(p: &Provider, crd: CustomResourceDefinition) -> CustomResourceDefinition {
@@ -429,7 +364,7 @@ async fn materialise_crd(
     export: &APIServiceExport,
 ) -> Result<CustomResourceDefinition, Condition> {
     let name = binding.name_any();
-    let desired = klutch_sdk::api::convert::crd_from_export(export, binding).map_err(|e| {
+    let desired = crate::api::convert::crd_from_export(export, binding).map_err(|e| {
         status::bad(
             "Connected",
             Severity::Error,
@@ -458,7 +393,7 @@ async fn materialise_crd(
                     format!("Creating CustomResourceDefinition {name} failed: {e}"),
                 )
             }),
-        Some(current) if klutch_sdk::api::convert::is_owned_by(&current, binding) => {
+        Some(current) if crate::api::convert::is_owned_by(&current, binding) => {
             let want = serde_json::to_value(&desired.spec).unwrap_or_default();
             let have = serde_json::to_value(&current.spec).unwrap_or_default();
             if is_subset(&want, &have) {

@@ -5,22 +5,21 @@
 use std::sync::Arc;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use klutch_sdk::api::wellknown::{BOUND_ANNOTATION, SYNCER_FINALIZER};
-use klutch_sdk::api::{
-    APIServiceBinding, APIServiceExport, APIServiceNamespace, ClaimState, Condition, Severity,
-};
-use klutch_sdk::sync::claimed::ClaimSyncer;
-use klutch_sdk::sync::claims::Selection;
-use klutch_sdk::sync::placement::Placement;
-use klutch_sdk::sync::syncer::ResourceSyncer;
 use kube::ResourceExt as _;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::provider::Provider;
-use crate::status;
+use super::claimed::ClaimSyncer;
+use super::connection::Provider;
+use super::status;
+use super::syncer::ResourceSyncer;
+use crate::api::wellknown::{BOUND_ANNOTATION, SYNCER_FINALIZER};
+use crate::api::{
+    APIServiceBinding, APIServiceExport, APIServiceNamespace, ClaimState, Condition, Severity,
+};
+use crate::sync::claims::Selection;
 
 /// What failed while unbinding.
 #[derive(Debug, thiserror::Error)]
@@ -118,11 +117,7 @@ pub async fn run(
         return;
     };
     tracing::info!(binding = %binding.name_any(), resource = %ar.plural, "starting the sync context");
-    let placement = Placement::for_export(
-        export.spec.scope,
-        export.spec.informer_scope,
-        export.spec.cluster_scoped_isolation,
-    );
+    let placement = p.shared.placement.placement(&export);
     let syncer = ResourceSyncer::new(
         p.shared.consumer.clone(),
         p.client.clone(),
@@ -172,7 +167,7 @@ pub async fn run(
 /// discovery in the consumer cluster.
 async fn claimed_resource(
     client: &kube::Client,
-    claim: &klutch_sdk::api::PermissionClaim,
+    claim: &crate::api::PermissionClaim,
 ) -> Option<ApiResource> {
     let gr = &claim.group_resource;
     let known = match (gr.group.as_str(), gr.resource.as_str()) {
@@ -228,7 +223,7 @@ pub async fn unbind(
             else {
                 return Ok(());
             };
-            if !klutch_sdk::api::convert::is_owned_by(&crd, binding) {
+            if !crate::api::convert::is_owned_by(&crd, binding) {
                 return Ok(());
             }
             let Some(v) = crd.spec.versions.iter().find(|v| v.served) else {
@@ -258,7 +253,7 @@ pub async fn unbind(
             Err(e) => return Err(err(format!("list provider copies in {ns}"))(e)),
         };
         for o in objects {
-            if klutch_sdk::sync::copy::is_bound(&o) {
+            if crate::sync::copy::is_bound(&o) {
                 api.patch(
                     &o.name_any(),
                     &PatchParams::default(),
@@ -305,7 +300,7 @@ pub async fn unbind(
         .get_opt(&name)
         .await
         .map_err(err("read the CRD".into()))?
-        && klutch_sdk::api::convert::is_owned_by(&crd, binding)
+        && crate::api::convert::is_owned_by(&crd, binding)
     {
         match crds.delete(&name, &Default::default()).await {
             Ok(_) => {}

@@ -2,8 +2,9 @@
 //! claim conflicts), posted in the background so that syncing never waits on them.
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use klutch_sdk::sync::observe::ObjectKey;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use super::observe::ObjectKey;
 
 /// Posts Events with reporter `konnector` in the consumer cluster.
 #[derive(Clone)]
