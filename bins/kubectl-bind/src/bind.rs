@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
+use klutch_sdk::api::ids::cluster_id;
 use klutch_sdk::api::wire::{APIServiceExportRequestResponse, BindingResponse, OAuth2DeviceGrant};
 use klutch_sdk::backend::client::callback::Listener;
 use klutch_sdk::backend::client::provider::{self, Provider};
 use klutch_sdk::backend::client::{device, login_url, new_session_id};
-use klutch_sdk::api::ids::cluster_id;
 
 use crate::apiservice::{self, Remote, Settings};
 use crate::cli::OutputFormat;
