@@ -1,6 +1,6 @@
 //! `konnector`: the Klutch sync agent that runs in an app cluster. See `konnector --help` and
-//! docs/konnector.md. The engine is `klutch_sdk::konnector`; this binary adds the flags, logging,
-//! leader election and the `/healthz` + `/metrics` server.
+//! docs/konnector.md. The engine is `klutch_sdk::konnector`; this binary wires it to the flags,
+//! logging, leader election and the `/healthz` + `/metrics` server of `klutch_sdk::runtime`.
 //!
 //! Start-up: build the app-cluster client → create or update the APIServiceBinding CRD and wait
 //! until it is Established → serve `/healthz` and `/metrics` → campaign for the Lease → the
@@ -8,53 +8,52 @@
 //! to stop.
 
 mod cli;
-mod leader;
-mod process;
-mod server;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Parser as _;
-use k8s_openapi::api::coordination::v1::Lease;
-use klutch_sdk::konnector::{Konnector, Metrics, Settings, counted_client, tune};
-use kube::api::Api;
-use tokio_util::sync::CancellationToken;
+use klutch_sdk::konnector::{self, Konnector, Metrics, Settings};
+use klutch_sdk::runtime::lease::{self, LeaderElection};
+use klutch_sdk::runtime::{client, health, logging::Logging, signals};
 
 use cli::Cli;
-use process::shutdown_signal;
+
+/// Lease duration and renewal grace (as Klutch's konnector).
+const LEASE_DURATION: Duration = Duration::from_secs(15);
+const LEASE_GRACE: Duration = Duration::from_secs(5);
+/// How long the engine may take to stop before the Lease is given up.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the konnector stopped.
 #[derive(Debug, thiserror::Error)]
 enum Error {
+    /// Logging could not be set up.
+    #[error("set up logging")]
+    Logging(#[source] klutch_sdk::runtime::logging::Error),
     /// No client for the app cluster.
     #[error("build a client for the app cluster")]
-    Client(#[source] kube::Error),
+    Client(#[source] client::Error),
     /// Reading the app cluster's kubeconfig failed.
     #[error("read the app cluster kubeconfig {path}")]
     Kubeconfig {
         path: String,
         #[source]
-        source: kube::config::KubeconfigError,
+        source: client::Error,
     },
     /// The engine could not start (the APIServiceBinding CRD).
     #[error(transparent)]
-    Engine(#[from] klutch_sdk::konnector::Error),
-    /// Binding the HTTP server failed.
-    #[error("listen on {address}")]
-    Listen {
-        address: String,
-        #[source]
-        source: std::io::Error,
-    },
+    Engine(#[from] konnector::Error),
+    /// The `/healthz` + `/metrics` server could not listen.
+    #[error(transparent)]
+    Listen(#[from] health::Error),
     /// Leader election could not be set up.
     #[error(transparent)]
-    Leader(#[from] leader::Error),
+    Leader(lease::Error),
     /// This replica lost the Lease; it exits so that its pod restarts clean.
     #[error("lost the leader Lease; exiting so the pod restarts")]
-    LeadershipLost,
+    LeadershipLost(#[source] lease::Error),
     /// Control-plane mode is not implemented.
     #[error("--control-plane-mode is not implemented by this konnector yet")]
     ControlPlaneMode,
@@ -64,8 +63,7 @@ enum Error {
 async fn main() -> ExitCode {
     klutch_sdk::tls::install_crypto_provider();
     let cli = Cli::parse();
-    process::init_logging(&cli);
-    match run(cli).await {
+    match init_logging(&cli).and(run(cli).await) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let mut msg = e.to_string();
@@ -82,32 +80,39 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Logging per `--v` (Klutch's klog levels) and `--log-format`; `RUST_LOG` overrides the level.
+fn init_logging(cli: &Cli) -> Result<(), Error> {
+    let level = match cli.verbosity {
+        0 | 1 => "warn",
+        2 | 3 => "info",
+        4 | 5 => "debug",
+        _ => "trace",
+    };
+    Logging::new(format!(
+        "{level},kube_runtime=warn,kube_client=warn,hyper=warn,tower=warn"
+    ))
+    .format(cli.log_format)
+    .init()
+    .map_err(Error::Logging)
+}
+
 /// Runs the konnector until SIGTERM/SIGINT (`Ok`) or a fatal error.
 async fn run(cli: Cli) -> Result<(), Error> {
     if cli.control_plane_mode {
         return Err(Error::ControlPlaneMode);
     }
-    let mut config = match &cli.kubeconfig {
-        Some(path) => {
-            let kc =
-                kube::config::Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                .await
-                .map_err(|source| Error::Kubeconfig {
-                    path: path.display().to_string(),
-                    source,
-                })?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| Error::Client(kube::Error::InferConfig(e)))?,
-    };
-    tune(&mut config);
+    let config = client::load_config(cli.kubeconfig.as_deref())
+        .await
+        .map_err(|source| match &cli.kubeconfig {
+            Some(path) => Error::Kubeconfig {
+                path: path.display().to_string(),
+                source,
+            },
+            None => Error::Client(source),
+        })?;
     let metrics = Arc::new(Metrics::default());
-    let consumer = counted_client(config, "consumer", &metrics).map_err(Error::Client)?;
+    let consumer =
+        konnector::client::counted(config, "consumer", &metrics).map_err(Error::Client)?;
     let identity = cli.pod_name.clone().unwrap_or_else(|| {
         use rand::Rng as _;
         let suffix: String = rand::rng()
@@ -134,71 +139,37 @@ async fn run(cli: Cli) -> Result<(), Error> {
         .clone()
         .or_else(|| cli.pod_namespace.clone())
         .unwrap_or_else(|| "kube-system".into());
+    let leader_gauge = metrics.leader.clone();
+    let election = LeaderElection::new(consumer, lease_ns, cli.lease_name.clone())
+        .with_identity(identity.clone())
+        .with_duration(LEASE_DURATION)
+        .with_grace(LEASE_GRACE)
+        .with_field_manager(format!("konnector-{identity}"))
+        .on_change(move |leader| {
+            leader_gauge.set(i64::from(leader));
+        });
 
-    let leader_state = Arc::new(leader::LeaderState::default());
-    let listener = tokio::net::TcpListener::bind(cli.healthz_address)
-        .await
-        .map_err(|source| Error::Listen {
-            address: cli.healthz_address.to_string(),
-            source,
-        })?;
-    let app = server::router(leader_state.clone(), metrics.clone());
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the HTTP server stopped");
-        }
-    });
+    let app = health::Endpoints::new()
+        .healthz(health::HealthChecks::new().leader_election(election.state()))
+        .metrics(move || metrics.encode())
+        .router();
+    health::serve(cli.healthz_address, app).await?;
 
-    let manager = leader::manager(consumer.clone(), &lease_ns, &cli.lease_name, &identity).await?;
-    let (mut is_leader, lease_task) = manager.watch().await;
-    tracing::info!(identity = %identity, lease = %format!("{lease_ns}/{}", cli.lease_name), "campaigning for leadership");
-
-    // Wait for leadership (or a signal).
-    loop {
-        if *is_leader.borrow_and_update() {
-            break;
+    tracing::info!(identity = %identity, lease = %election.lease(), "campaigning for leadership");
+    let term = election
+        .run(signals::shutdown(), |stop| async move {
+            tracing::info!(identity = %identity, "became the leader; starting controllers");
+            let engine = tokio::spawn(konnector.run(stop.clone().cancelled_owned()));
+            stop.cancelled().await;
+            // Stop working first; the Lease is given up after this returns.
+            let _ = tokio::time::timeout(STOP_TIMEOUT, engine).await;
+        })
+        .await;
+    match term {
+        Ok(_) => Ok(()),
+        Err(e @ (lease::Error::Lost { .. } | lease::Error::Stopped { .. })) => {
+            Err(Error::LeadershipLost(e))
         }
-        tokio::select! {
-            () = shutdown_signal() => {
-                drop(is_leader);
-                let _ = lease_task.await;
-                return Ok(());
-            }
-            r = is_leader.changed() => if r.is_err() { return Err(Error::LeadershipLost) },
-        }
+        Err(e) => Err(Error::Leader(e)),
     }
-    tracing::info!(identity = %identity, "became the leader; starting controllers");
-    let now = jiff::Timestamp::now().as_second();
-    leader_state.last_renew.store(now, Ordering::Release);
-    leader_state.leader.store(true, Ordering::Release);
-    metrics.leader.set(1);
-
-    let cancel = CancellationToken::new();
-    let stop = cancel.clone();
-    let controllers = tokio::spawn(konnector.run(async move { stop.cancelled().await }));
-    let renewals = leader::watch_renewals(
-        Api::<Lease>::namespaced(consumer.clone(), &lease_ns),
-        cli.lease_name.clone(),
-        identity.clone(),
-        leader_state.clone(),
-    );
-    let outcome = tokio::select! {
-        () = shutdown_signal() => Ok(()),
-        () = renewals => Err(Error::LeadershipLost),
-        r = async {
-            loop {
-                if is_leader.changed().await.is_err() || !*is_leader.borrow_and_update() {
-                    break;
-                }
-            }
-        } => { let () = r; Err(Error::LeadershipLost) }
-    };
-    // Stop working first, then give up the Lease.
-    cancel.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
-    leader_state.leader.store(false, Ordering::Release);
-    metrics.leader.set(0);
-    drop(is_leader);
-    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
-    outcome
 }

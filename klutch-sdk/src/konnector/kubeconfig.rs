@@ -128,16 +128,14 @@ pub async fn client(
             name: name.clone(),
             source,
         })?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .map_err(|source| Error::Client {
-                namespace: namespace.clone(),
-                name: name.clone(),
-                source,
-            })?;
-    super::client::tune(&mut config);
-    super::client::counted_client(config, "provider", metrics).map_err(|source| Error::Client {
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|source| Error::Client {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source,
+        })?;
+    super::client::counted(config, "provider", metrics).map_err(|source| Error::Client {
         namespace,
         name,
         source: kube::config::KubeconfigError::LoadContext(source.to_string()),

@@ -24,6 +24,7 @@ use prometheus_client::registry::Registry;
 
 use super::events::EventSink;
 use super::observe::{Hop, ObjectKey, SyncObserver};
+use crate::runtime::client::RequestLabels;
 
 /// Label set of latency histograms.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -46,15 +47,6 @@ pub struct ErrorLabels {
 pub struct ResultLabels {
     /// `ok` or `failed`.
     pub result: String,
-}
-
-/// Label set of the API request counter.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// `consumer` or `provider`.
-    pub cluster: String,
-    /// The HTTP method.
-    pub method: String,
 }
 
 /// Every metric, registered in one registry.

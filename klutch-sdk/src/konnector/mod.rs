@@ -58,7 +58,7 @@
 
 mod agent;
 pub mod claimed;
-mod client;
+pub mod client;
 mod connection;
 mod context;
 mod events;
@@ -75,7 +75,6 @@ pub mod syncer;
 
 pub use agent::{Error, Konnector, KonnectorBuilder, Result};
 pub use claimed::ClaimSyncer;
-pub use client::{counted_client, tune};
 pub use metrics::Metrics;
 pub use observe::SyncObserver;
 pub use settings::{ExportPlacement, PlacementPolicy, Settings};
