@@ -78,9 +78,7 @@ where
 
 /// Runs the demo; returns when it is over (after Ctrl-C, SIGTERM or `--exit-after`).
 pub async fn run(demo: Demo) -> Result<(), BoxError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
+    let stop = klutch_sdk::runtime::signals::shutdown();
     let started = Instant::now();
 
     step(
@@ -349,8 +347,7 @@ pub async fn run(demo: Demo) -> Result<(), BoxError> {
         }
     };
     tokio::select! {
-        _ = interrupt.recv() => eprintln!("klutch-testenv: interrupted; stopping"),
-        _ = term.recv() => eprintln!("klutch-testenv: terminated; stopping"),
+        signal = stop => eprintln!("klutch-testenv: {}; stopping", super::stopped_by(signal)),
         () = deadline => {}
     }
     konnector.abort();

@@ -106,9 +106,7 @@ async fn main() -> ExitCode {
 async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Handlers first: a SIGTERM or Ctrl-C that arrives while the clusters start (or right after
     // "Press Ctrl-C" is printed) must stop them gracefully, not kill this process outright.
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
+    let stop = klutch_sdk::runtime::signals::shutdown();
     let mut builder = TestEnv::builder()
         .controller_manager(!up.no_controller_manager)
         .start_timeout(Duration::from_secs(up.timeout));
@@ -187,8 +185,7 @@ async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error + Send + Sync>> 
         }
     };
     tokio::select! {
-        _ = interrupt.recv() => eprintln!("klutch-testenv: interrupted; stopping"),
-        _ = term.recv() => eprintln!("klutch-testenv: terminated; stopping"),
+        signal = stop => eprintln!("klutch-testenv: {}; stopping", stopped_by(signal)),
         () = deadline => eprintln!("klutch-testenv: --exit-after reached; stopping"),
     }
     drop(env);
@@ -197,4 +194,12 @@ async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error + Send + Sync>> 
     }
     eprintln!("klutch-testenv: stopped");
     Ok(())
+}
+
+/// How the stop message names a shutdown signal.
+fn stopped_by(signal: klutch_sdk::runtime::signals::Signal) -> &'static str {
+    match signal {
+        klutch_sdk::runtime::signals::Signal::Interrupt => "interrupted",
+        _ => "terminated",
+    }
 }
