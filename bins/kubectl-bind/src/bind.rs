@@ -169,12 +169,7 @@ pub async fn run(
         _ => browser_login(io, &provider, &sid, &cid, options.open_browser, timeout).await?,
     };
     io.progress(format!("🔑 Successfully authenticated to {}", options.url));
-    let got = response
-        .authentication
-        .oauth2_code_grant
-        .as_ref()
-        .map(|g| g.sid.clone())
-        .unwrap_or_default();
+    let got = response.session_id().to_owned();
     if got != sid {
         return Err(Error::WrongSession { expected: sid, got });
     }

@@ -413,6 +413,15 @@ mod kubeconfig_bytes {
 }
 
 impl BindingResponse {
+    /// The session id of the code grant this response answers (`""` when it names none): a
+    /// client accepts only a response for its own session.
+    pub fn session_id(&self) -> &str {
+        self.authentication
+            .oauth2_code_grant
+            .as_ref()
+            .map_or("", |g| g.sid.as_str())
+    }
+
     /// Encodes for the redirect: base64url (padded) of the JSON.
     pub fn encode(&self) -> String {
         encode_base64_url(&serde_json::to_vec(self).expect("a BindingResponse serialises"))

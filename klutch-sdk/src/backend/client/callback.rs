@@ -66,12 +66,7 @@ pub fn handle(query: &HashMap<String, String>, sid: &str, done: bool) -> Hit {
             outcome: None,
         },
         Ok(doc) => {
-            let got = doc
-                .authentication
-                .oauth2_code_grant
-                .as_ref()
-                .map(|g| g.sid.clone())
-                .unwrap_or_default();
+            let got = doc.session_id().to_owned();
             if got != sid {
                 return Hit {
                     status: StatusCode::BAD_REQUEST,
