@@ -48,7 +48,7 @@ pub struct Demo {
     #[arg(long, env = "KLUTCH_TESTBIN_DIR", value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
 
-    /// Copy each cluster's admin kubeconfig to DIR/<cluster>.kubeconfig (kept after exit).
+    /// Copy each cluster's admin kubeconfig to DIR/CLUSTER.kubeconfig (kept after exit).
     #[arg(long, value_name = "DIR")]
     pub kubeconfig_dir: Option<PathBuf>,
 

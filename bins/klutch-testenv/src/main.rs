@@ -68,7 +68,7 @@ struct Up {
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
 
-    /// Copy each cluster's admin kubeconfig to DIR/<cluster>.kubeconfig (kept after exit).
+    /// Copy each cluster's admin kubeconfig to DIR/CLUSTER.kubeconfig (kept after exit).
     #[arg(long, value_name = "DIR")]
     kubeconfig_dir: Option<PathBuf>,
 
