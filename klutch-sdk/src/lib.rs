@@ -16,6 +16,10 @@
 //!   binary and test calls [`tls::install_crypto_provider`] first.
 //! - `backend` (cargo feature `backend`): the binding-backend SDK: the `BindingBackend` trait,
 //!   the bind protocol server, OIDC login, binding spaces, RBAC and the provider controllers.
+//! - `crossplane` (cargo feature `crossplane`): a Crossplane managed-resource runtime, the
+//!   counterpart of crossplane-runtime's managed reconciler: the `Managed` trait, the
+//!   reconciler generic over a provider's state, management and deletion policies,
+//!   ProviderConfigUsage tracking and connection Secrets.
 //! - `testenv` (cargo feature `testenv`): real local Kubernetes clusters (etcd, kube-apiserver,
 //!   kube-controller-manager) and a real OIDC provider (Dex) for tests, like controller-runtime's
 //!   envtest but native to Rust and able to run several isolated clusters at once.
@@ -29,6 +33,8 @@ pub use kube;
 pub mod api;
 #[cfg(feature = "backend")]
 pub mod backend;
+#[cfg(feature = "crossplane")]
+pub mod crossplane;
 pub mod deploy;
 pub mod sync;
 pub mod tls;

@@ -1,4 +1,4 @@
-//! Connection details (spec 2.7): published to the Secret named by
+//! Connection details: published to the Secret named by
 //! `writeConnectionSecretToRef`, of type `connection.crossplane.io/v1alpha1`, controlled by the
 //! managed resource, and removed on final deletion. Values are applied key by key, so a
 //! deleted Secret or key is restored on the next Observe.
@@ -10,9 +10,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Map, Value, json};
 
-use super::meta::{CONNECTION_SECRET_TYPE, FIELD_MANAGER};
-use super::resource::Managed;
-use crate::api::SecretReference;
+use super::api::SecretReference;
+use super::managed::Managed;
+use super::meta::CONNECTION_SECRET_TYPE;
 
 /// A failed publication.
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +60,10 @@ fn controlled_by<K: Managed>(secret: &Secret, owner: &K) -> Option<bool> {
 }
 
 /// Writes `details` into the connection Secret of `owner` (a no-op without
-/// `writeConnectionSecretToRef` or without details).
+/// `writeConnectionSecretToRef` or without details), as `field_manager`.
 pub async fn publish<K: Managed>(
     client: &kube::Client,
+    field_manager: &str,
     owner: &K,
     details: &BTreeMap<String, String>,
 ) -> Result<(), ConnectionError> {
@@ -98,7 +99,7 @@ pub async fn publish<K: Managed>(
     });
     api.patch(
         &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
+        &PatchParams::apply(field_manager).force(),
         &Patch::Apply(body),
     )
     .await

@@ -1,6 +1,7 @@
 //! Writing managed resources back: server-side apply of the metadata the reconciler owns
-//! (annotations of [`OWNED_ANNOTATIONS`](super::meta::OWNED_ANNOTATIONS) and the finalizer)
-//! and of the status subresource, with field manager `provider-anynines`. Applying a field
+//! (the [owned annotations](super::Settings::owned_annotations) and the finalizer) and of the
+//! status subresource, with the field manager of the provider's [`Settings`](super::Settings).
+//! Applying a field
 //! set removes what the manager applied before and no longer sends, and leaves everyone
 //! else's fields alone (other finalizers, user annotations), so no write races another
 //! controller. Every call is a "write-ahead": callers persist ids before the next external
@@ -9,8 +10,9 @@
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Map, Value, json};
 
-use super::meta::{FIELD_MANAGER, FINALIZER, OWNED_ANNOTATIONS};
-use super::resource::Managed;
+use super::managed::Managed;
+use super::meta::FINALIZER;
+use super::settings::Settings;
 
 /// A failed write.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,7 @@ pub fn has_finalizer<K: Managed>(obj: &K) -> bool {
 /// Applies the owned annotations present on `obj` and the finalizer (when `finalizer`),
 /// and updates `obj` with the answer.
 pub async fn apply_metadata<K: Managed>(
+    settings: &Settings,
     api: &Api<K>,
     obj: &mut K,
     finalizer: bool,
@@ -72,7 +75,7 @@ pub async fn apply_metadata<K: Managed>(
         .annotations
         .iter()
         .flatten()
-        .filter(|(k, _)| OWNED_ANNOTATIONS.contains(&k.as_str()))
+        .filter(|(k, _)| settings.owns_annotation(k))
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
     let mut body = header(obj);
@@ -84,7 +87,7 @@ pub async fn apply_metadata<K: Managed>(
     let out = api
         .patch(
             &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(&settings.field_manager).force(),
             &Patch::Apply(Value::Object(body)),
         )
         .await
@@ -97,7 +100,11 @@ pub async fn apply_metadata<K: Managed>(
 }
 
 /// Applies `obj`'s status.
-pub async fn apply_status<K: Managed>(api: &Api<K>, obj: &K) -> Result<(), StoreError> {
+pub async fn apply_status<K: Managed>(
+    settings: &Settings,
+    api: &Api<K>,
+    obj: &K,
+) -> Result<(), StoreError> {
     let name = obj.meta().name.clone().unwrap_or_default();
     let mut body = header(obj);
     body.insert("metadata".into(), json!({"name": name}));
@@ -107,7 +114,7 @@ pub async fn apply_status<K: Managed>(api: &Api<K>, obj: &K) -> Result<(), Store
     );
     api.patch_status(
         &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
+        &PatchParams::apply(&settings.field_manager).force(),
         &Patch::Apply(Value::Object(body)),
     )
     .await

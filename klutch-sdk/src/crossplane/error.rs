@@ -1,9 +1,9 @@
 //! [`ExternalError`]: a failed external call or lookup, carrying the curated message users see
-//! in the `Synced` condition (spec 2.4) and how to retry.
+//! in the `Synced` condition and how to retry.
 
 use std::time::Duration;
 
-use crate::api::Condition;
+use super::api::Condition;
 
 /// The boxed cause of an [`ExternalError`].
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -69,8 +69,8 @@ impl ExternalError {
         self
     }
 
-    /// The message and the chain of causes, for logs and Events (never contains secrets: the
-    /// clients redact credentials from their errors).
+    /// The message and the chain of causes, for logs and Events (clients must keep secrets
+    /// out of their errors: this text is published).
     pub fn detail(&self) -> String {
         let mut s = self.message.clone();
         let mut cur: Option<&(dyn std::error::Error + 'static)> =

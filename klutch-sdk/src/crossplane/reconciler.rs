@@ -1,5 +1,5 @@
-//! The generic managed reconciler: crossplane-runtime's algorithm (spec 2.2) for any kind
-//! that implements [`ExternalKind`]. A kind supplies Connect, Observe, Create, Update and
+//! The generic managed reconciler: crossplane-runtime's algorithm for any kind that
+//! implements [`ExternalClient`]. A kind supplies Connect, Observe, Create, Update and
 //! Delete; this module does everything else — management and deletion policies, the pause
 //! annotation, the finalizer, ProviderConfigUsage tracking, the create-pending guard for
 //! non-idempotent creates, connection Secrets, the `Ready`/`Synced` conditions, Events,
@@ -8,159 +8,31 @@
 //! Every reconcile reads the object from the API server (not from the watch cache), so a
 //! write-ahead id is never missed because a cache lags.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
+use k8s_openapi::jiff;
 use kube::ResourceExt as _;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::{PredicateConfig, WatchStreamExt as _, reflector, watcher};
 
 use super::conditions::{self, READY};
 use super::connection;
 use super::error::ExternalError;
+use super::managed::Managed;
 use super::meta::{
     self, EXTERNAL_CREATE_FAILED, EXTERNAL_CREATE_PENDING, EXTERNAL_CREATE_SUCCEEDED,
 };
 use super::policies::Policies;
-use super::resource::Managed;
+use super::provider::{Provider, jitter};
+use super::settings::{Options, Settings};
 use super::store::{self, StoreError};
-use super::usage::UsageTracker;
-use crate::config::ClientCache;
-use crate::metrics::Metrics;
-
-/// Reconciler settings (the provider's flags).
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// Requeue interval after a successful reconcile (±10 % jitter).
-    pub poll: Duration,
-    /// Full resync period.
-    pub sync: Duration,
-    /// Concurrent reconciles per controller.
-    pub max_reconcile_rate: u16,
-    /// Honour non-default `managementPolicies`.
-    pub enable_management_policies: bool,
-    /// Budget of one reconcile.
-    pub reconcile_timeout: Duration,
-    /// Timeout of one broker request.
-    pub broker_timeout: Duration,
-    /// Timeout of one Backup Manager request.
-    pub backup_manager_timeout: Duration,
-    /// How long the broker catalog is cached per ProviderConfig.
-    pub catalog_ttl: Duration,
-    /// Platform limit for asynchronous operations.
-    pub max_polling_duration: Duration,
-    /// Deprovision failed provisions automatically and start over (spec 4.6).
-    pub orphan_mitigation: bool,
-    /// Only reconcile managed resources matching this label selector (sharding, tests).
-    pub label_selector: Option<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            poll: Duration::from_secs(60),
-            sync: Duration::from_secs(3600),
-            max_reconcile_rate: 10,
-            enable_management_policies: false,
-            reconcile_timeout: Duration::from_secs(120),
-            broker_timeout: Duration::from_secs(60),
-            backup_manager_timeout: Duration::from_secs(60),
-            catalog_ttl: Duration::from_secs(60),
-            max_polling_duration: Duration::from_secs(24 * 3600),
-            orphan_mitigation: false,
-            label_selector: None,
-        }
-    }
-}
-
-/// State shared by every controller of one provider process.
-pub struct Shared {
-    /// The Kubernetes client.
-    pub client: kube::Client,
-    /// The settings.
-    pub options: Options,
-    /// ProviderConfigUsage tracking.
-    pub usage: UsageTracker,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Broker and Backup Manager clients per ProviderConfig.
-    pub clients: ClientCache,
-    recorder: Recorder,
-    failures: Mutex<HashMap<String, u32>>,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("options", &self.options)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    /// Shared state for `client`.
-    pub fn new(client: kube::Client, options: Options, metrics: Arc<Metrics>) -> Self {
-        let reporter = Reporter {
-            controller: "provider-anynines".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
-        Shared {
-            recorder: Recorder::new(client.clone(), reporter),
-            clients: ClientCache::new(&options, metrics.clone()),
-            client,
-            options,
-            usage: UsageTracker::new(),
-            metrics,
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Publishes an Event about `obj` (failures to publish are logged, never fatal).
-    pub async fn event<K: kube::Resource<DynamicType = ()>>(
-        &self,
-        obj: &K,
-        type_: EventType,
-        reason: &str,
-        note: String,
-    ) {
-        let ev = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note.chars().take(1000).collect()),
-            action: reason.into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
-            tracing::debug!(error = %e, "cannot publish event");
-        }
-    }
-
-    fn backoff(&self, key: &str) -> Duration {
-        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let n = f.entry(key.to_owned()).or_insert(0);
-        *n = n.saturating_add(1);
-        let base = Duration::from_secs(1).saturating_mul(1u32 << (*n - 1).min(6));
-        jitter(base.min(Duration::from_secs(60)))
-    }
-
-    fn reset_backoff(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
-    }
-}
-
-/// ±10 % jitter.
-pub fn jitter(d: Duration) -> Duration {
-    d.mul_f64(0.9 + fastrand::f64() * 0.2)
-}
 
 /// What Observe found.
 #[derive(Debug, Default)]
@@ -171,7 +43,7 @@ pub struct Observation {
     pub up_to_date: bool,
     /// Connection details to publish.
     pub connection_details: Option<BTreeMap<String, String>>,
-    /// Poll again after this (a running operation); default `--poll`.
+    /// Poll again after this (a running operation); default [`Options::poll`].
     pub requeue_after: Option<Duration>,
 }
 
@@ -191,21 +63,18 @@ pub struct Deletion {
     pub requeue_after: Option<Duration>,
 }
 
-/// The reconcile context handed to a kind: the API of its objects and the shared state, with
-/// write-ahead helpers.
-pub struct Cx<'a, K: Managed> {
-    /// The shared state.
-    pub shared: &'a Shared,
-    /// The API of the kind.
-    pub api: &'a Api<K>,
-    /// The effective management policies of the object being reconciled.
-    pub policies: &'a Policies,
+/// The reconcile context handed to a kind: the provider, the API of its objects and the
+/// effective management policies, with write-ahead helpers.
+pub struct Cx<'a, K: Managed, S = ()> {
+    provider: &'a Provider<S>,
+    api: &'a Api<K>,
+    policies: &'a Policies,
 }
 
-impl<K: Managed> Cx<'_, K> {
+impl<K: Managed, S> Cx<'_, K, S> {
     /// Persists the status now (write-ahead).
     pub async fn save_status(&self, mr: &K) -> Result<(), ExternalError> {
-        store::apply_status(self.api, mr)
+        store::apply_status(self.provider.settings(), self.api, mr)
             .await
             .map_err(ExternalError::internal)
     }
@@ -213,32 +82,57 @@ impl<K: Managed> Cx<'_, K> {
     /// Persists the owned annotations now (write-ahead), keeping the finalizer.
     pub async fn save_meta(&self, mr: &mut K) -> Result<(), ExternalError> {
         let keep = store::has_finalizer(mr);
-        store::apply_metadata(self.api, mr, keep)
+        store::apply_metadata(self.provider.settings(), self.api, mr, keep)
             .await
             .map_err(ExternalError::internal)
     }
 
-    /// The settings.
+    /// The provider.
+    pub fn provider(&self) -> &Provider<S> {
+        self.provider
+    }
+
+    /// The Kubernetes client.
+    pub fn client(&self) -> &kube::Client {
+        self.provider.client()
+    }
+
+    /// The provider's own state.
+    pub fn state(&self) -> &S {
+        self.provider.state()
+    }
+
+    /// The controller options.
     pub fn options(&self) -> &Options {
-        &self.shared.options
+        self.provider.options()
+    }
+
+    /// The provider's identity.
+    pub fn settings(&self) -> &Settings {
+        self.provider.settings()
+    }
+
+    /// The API of the kind.
+    pub fn api(&self) -> &Api<K> {
+        self.api
+    }
+
+    /// The effective management policies of the object being reconciled.
+    pub fn policies(&self) -> &Policies {
+        self.policies
     }
 }
 
-/// Sets an annotation on `mr` in memory.
-pub fn set_annotation<K: Managed>(mr: &mut K, key: &str, value: impl Into<String>) {
-    mr.meta_mut()
-        .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(key.to_owned(), value.into());
-}
-
-/// One managed-resource kind's external operations (crossplane-runtime's `ExternalClient`).
-pub trait ExternalKind<K: Managed>: Send + Sync + 'static {
+/// One managed-resource kind's external operations: crossplane-runtime's
+/// `ExternalConnecter` (`connect`) and `ExternalClient` (the rest) in one trait. `S` is the
+/// provider's state ([`Provider::state`]), reachable through [`Cx::state`].
+pub trait ExternalClient<K: Managed, S = ()>: Send + Sync + 'static {
     /// The controller's name (metrics, logs).
     const CONTROLLER: &'static str;
     /// Whether Create may be repeated safely after a lost answer. When false, the
-    /// create-pending guard applies (spec 2.2 step 6) and [`ExternalKind::recover_create`] is
-    /// asked first.
+    /// create-pending guard applies (Create is not called again while
+    /// `crossplane.io/external-create-pending` is unresolved) and
+    /// [`ExternalClient::recover_create`] is asked first.
     const IDEMPOTENT_CREATE: bool = true;
     /// A connected client.
     type Conn: Send + Sync;
@@ -247,7 +141,7 @@ pub trait ExternalKind<K: Managed>: Send + Sync + 'static {
     /// ProviderConfigUsage afterwards.
     fn connect(
         &self,
-        cx: &Cx<'_, K>,
+        cx: &Cx<'_, K, S>,
         mr: &K,
     ) -> impl Future<Output = Result<Self::Conn, ExternalError>> + Send;
 
@@ -256,7 +150,7 @@ pub trait ExternalKind<K: Managed>: Send + Sync + 'static {
     fn recover_create(
         &self,
         _conn: &Self::Conn,
-        _cx: &Cx<'_, K>,
+        _cx: &Cx<'_, K, S>,
         _mr: &mut K,
     ) -> impl Future<Output = Result<bool, ExternalError>> + Send {
         async { Ok(false) }
@@ -266,7 +160,7 @@ pub trait ExternalKind<K: Managed>: Send + Sync + 'static {
     fn observe(
         &self,
         conn: &Self::Conn,
-        cx: &Cx<'_, K>,
+        cx: &Cx<'_, K, S>,
         mr: &mut K,
     ) -> impl Future<Output = Result<Observation, ExternalError>> + Send;
 
@@ -274,7 +168,7 @@ pub trait ExternalKind<K: Managed>: Send + Sync + 'static {
     fn create(
         &self,
         conn: &Self::Conn,
-        cx: &Cx<'_, K>,
+        cx: &Cx<'_, K, S>,
         mr: &mut K,
     ) -> impl Future<Output = Result<Creation, ExternalError>> + Send;
 
@@ -282,7 +176,7 @@ pub trait ExternalKind<K: Managed>: Send + Sync + 'static {
     fn update(
         &self,
         conn: &Self::Conn,
-        cx: &Cx<'_, K>,
+        cx: &Cx<'_, K, S>,
         mr: &mut K,
     ) -> impl Future<Output = Result<Creation, ExternalError>> + Send;
 
@@ -290,7 +184,7 @@ pub trait ExternalKind<K: Managed>: Send + Sync + 'static {
     fn delete(
         &self,
         conn: &Self::Conn,
-        cx: &Cx<'_, K>,
+        cx: &Cx<'_, K, S>,
         mr: &mut K,
     ) -> impl Future<Output = Result<Deletion, ExternalError>> + Send;
 }
@@ -317,8 +211,8 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-struct Ctx<E> {
-    shared: Arc<Shared>,
+struct Ctx<E, S> {
+    provider: Arc<Provider<S>>,
     kind: E,
 }
 
@@ -339,18 +233,19 @@ pub fn create_pending_unresolved<K: Managed>(mr: &K) -> bool {
 }
 
 async fn write_status<K: Managed>(
+    settings: &Settings,
     api: &Api<K>,
     mr: &mut K,
     before: &Option<K::Status>,
 ) -> Result<(), StoreError> {
     if mr.status() != before.as_ref() {
-        store::apply_status(api, mr).await?;
+        store::apply_status(settings, api, mr).await?;
     }
     Ok(())
 }
 
-async fn fail<K: Managed>(
-    shared: &Shared,
+async fn fail<K: Managed, S>(
+    provider: &Provider<S>,
     api: &Api<K>,
     mr: &mut K,
     before: &Option<K::Status>,
@@ -366,7 +261,7 @@ async fn fail<K: Managed>(
     if let Some(ready) = err.ready.clone() {
         conditions::set(mr.conditions_mut(), *ready, generation);
     }
-    write_status(api, mr, before).await?;
+    write_status(provider.settings(), api, mr, before).await?;
     let detail = err.detail();
     tracing::warn!(kind = %K::kind(&()), name = %mr.name_any(), step, error = %detail, "reconcile failed");
     let note = if err.internal {
@@ -374,7 +269,7 @@ async fn fail<K: Managed>(
     } else {
         err.message.clone()
     };
-    shared.event(mr, EventType::Warning, step, note).await;
+    provider.event(mr, EventType::Warning, step, note).await;
     match err.requeue_after {
         Some(d) => Ok(Action::requeue(d)),
         None => Err(ReconcileFailed(err.message)),
@@ -382,30 +277,31 @@ async fn fail<K: Managed>(
 }
 
 /// Removes the finalizer after the external resource is gone (or orphaned).
-async fn finish_deletion<K: Managed>(
-    shared: &Shared,
+async fn finish_deletion<K: Managed, S>(
+    provider: &Provider<S>,
     api: &Api<K>,
     mr: &mut K,
 ) -> Result<Action, ReconcileFailed> {
-    if let Err(e) = connection::unpublish(&shared.client, mr).await {
+    if let Err(e) = connection::unpublish(provider.client(), mr).await {
         return Err(ReconcileFailed(error_chain(&e)));
     }
     if store::has_finalizer(mr) {
-        store::apply_metadata(api, mr, false).await?;
+        store::apply_metadata(provider.settings(), api, mr, false).await?;
     }
     if let Some(uid) = &mr.meta().uid {
-        shared.usage.forget(uid);
+        provider.usage().forget(uid);
     }
     Ok(Action::await_change())
 }
 
-async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
-    ctx: &Ctx<E>,
+async fn reconcile_once<K: Managed, S: Send + Sync + 'static, E: ExternalClient<K, S>>(
+    ctx: &Ctx<E, S>,
     name: &str,
 ) -> Result<Action, ReconcileFailed> {
-    let shared = &*ctx.shared;
-    let opts = &shared.options;
-    let api: Api<K> = Api::all(shared.client.clone());
+    let provider = &*ctx.provider;
+    let opts = provider.options();
+    let settings = provider.settings();
+    let api: Api<K> = Api::all(provider.client().clone());
     let Some(mut mr) = store::get_fresh(&api, name).await? else {
         return Ok(Action::await_change());
     };
@@ -420,7 +316,7 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
                 conditions::reconcile_error(e.to_string()),
                 generation,
             );
-            write_status(&api, &mut mr, &before).await?;
+            write_status(settings, &api, &mut mr, &before).await?;
             return Ok(Action::await_change());
         }
     };
@@ -430,49 +326,67 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
             conditions::reconcile_paused(),
             generation,
         );
-        write_status(&api, &mut mr, &before).await?;
+        write_status(settings, &api, &mut mr, &before).await?;
         return Ok(Action::await_change());
     }
     let deleting = mr.meta().deletion_timestamp.is_some();
     let cx = Cx {
-        shared,
+        provider,
         api: &api,
         policies: &policies,
     };
 
     // 3. Deleted while the policies forbid deleting the external resource: orphan it.
     if deleting && !policies.should_delete() {
-        return finish_deletion(shared, &api, &mut mr).await;
+        return finish_deletion(provider, &api, &mut mr).await;
     }
 
     // 4. Connect (ProviderConfig, usage, client).
     let conn = match ctx.kind.connect(&cx, &mr).await {
         Ok(c) => c,
-        Err(e) => return fail(shared, &api, &mut mr, &before, "CannotConnectToProvider", e).await,
+        Err(e) => {
+            return fail(
+                provider,
+                &api,
+                &mut mr,
+                &before,
+                "CannotConnectToProvider",
+                e,
+            )
+            .await;
+        }
     };
-    let provider_config = mr.resource_spec().provider_config_ref.name.clone();
-    if let Err(e) = shared
-        .usage
-        .track(&shared.client, &mr, &provider_config)
+    let provider_config = mr.provider_config_name().to_owned();
+    if let Err(e) = provider
+        .usage()
+        .track(provider.client(), settings, &mr, &provider_config)
         .await
     {
         let e = ExternalError::internal(e);
-        return fail(shared, &api, &mut mr, &before, "CannotConnectToProvider", e).await;
+        return fail(
+            provider,
+            &api,
+            &mut mr,
+            &before,
+            "CannotConnectToProvider",
+            e,
+        )
+        .await;
     }
 
     // 5. Finalizer.
     if !deleting && !store::has_finalizer(&mr) {
-        store::apply_metadata(&api, &mut mr, true).await?;
+        store::apply_metadata(settings, &api, &mut mr, true).await?;
     }
 
     // 6. Create-pending guard for non-idempotent creates.
     if !E::IDEMPOTENT_CREATE && !deleting && create_pending_unresolved(&mr) {
         match ctx.kind.recover_create(&conn, &cx, &mut mr).await {
             Ok(true) => {
-                set_annotation(&mut mr, EXTERNAL_CREATE_SUCCEEDED, meta::now_rfc3339());
+                mr.set_annotation(EXTERNAL_CREATE_SUCCEEDED, meta::now_rfc3339());
                 if let Err(e) = cx.save_meta(&mut mr).await {
                     return fail(
-                        shared,
+                        provider,
                         &api,
                         &mut mr,
                         &before,
@@ -487,7 +401,7 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
                 let e = ExternalError::user("cannot determine creation result - remove the crossplane.io/external-create-pending annotation if it is safe to proceed")
                     .requeue_after(opts.poll);
                 return fail(
-                    shared,
+                    provider,
                     &api,
                     &mut mr,
                     &before,
@@ -498,7 +412,7 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
             }
             Err(e) => {
                 return fail(
-                    shared,
+                    provider,
                     &api,
                     &mut mr,
                     &before,
@@ -515,7 +429,7 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
         Ok(o) => o,
         Err(e) => {
             return fail(
-                shared,
+                provider,
                 &api,
                 &mut mr,
                 &before,
@@ -530,7 +444,7 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
     if policies.only_observe() && !obs.exists && !deleting {
         let e = ExternalError::user("external resource does not exist").requeue_after(opts.poll);
         return fail(
-            shared,
+            provider,
             &api,
             &mut mr,
             &before,
@@ -544,8 +458,8 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
     if deleting {
         if !obs.exists {
             conditions::set(mr.conditions_mut(), conditions::deleting(), generation);
-            let _ = write_status(&api, &mut mr, &before).await;
-            return finish_deletion(shared, &api, &mut mr).await;
+            let _ = write_status(settings, &api, &mut mr, &before).await;
+            return finish_deletion(provider, &api, &mut mr).await;
         }
         return match ctx.kind.delete(&conn, &cx, &mut mr).await {
             Ok(d) => {
@@ -555,7 +469,7 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
                     conditions::reconcile_success(),
                     generation,
                 );
-                write_status(&api, &mut mr, &before).await?;
+                write_status(settings, &api, &mut mr, &before).await?;
                 Ok(Action::requeue(
                     d.requeue_after.unwrap_or(Duration::from_secs(5)),
                 ))
@@ -565,7 +479,7 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
                     conditions::set(mr.conditions_mut(), conditions::deleting(), generation);
                 }
                 fail(
-                    shared,
+                    provider,
                     &api,
                     &mut mr,
                     &before,
@@ -579,11 +493,12 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
 
     // 11. Publish what Observe found.
     if let Some(details) = &obs.connection_details
-        && let Err(e) = connection::publish(&shared.client, &mr, details).await
+        && let Err(e) =
+            connection::publish(provider.client(), &settings.field_manager, &mr, details).await
     {
         let e = ExternalError::with_source(e.to_string(), e);
         return fail(
-            shared,
+            provider,
             &api,
             &mut mr,
             &before,
@@ -600,7 +515,7 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
             && !create_pending_unresolved(&mr)
             && !E::IDEMPOTENT_CREATE
         {
-            write_status(&api, &mut mr, &before).await?;
+            write_status(settings, &api, &mut mr, &before).await?;
             return Ok(Action::requeue(Duration::from_secs(5)));
         }
         if !policies.should_create() {
@@ -609,7 +524,7 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
             )
             .requeue_after(opts.poll);
             return fail(
-                shared,
+                provider,
                 &api,
                 &mut mr,
                 &before,
@@ -618,10 +533,10 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
             )
             .await;
         }
-        set_annotation(&mut mr, EXTERNAL_CREATE_PENDING, meta::now_rfc3339());
+        mr.set_annotation(EXTERNAL_CREATE_PENDING, meta::now_rfc3339());
         if let Err(e) = cx.save_meta(&mut mr).await {
             return fail(
-                shared,
+                provider,
                 &api,
                 &mut mr,
                 &before,
@@ -632,10 +547,10 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
         }
         return match ctx.kind.create(&conn, &cx, &mut mr).await {
             Ok(c) => {
-                set_annotation(&mut mr, EXTERNAL_CREATE_SUCCEEDED, meta::now_rfc3339());
+                mr.set_annotation(EXTERNAL_CREATE_SUCCEEDED, meta::now_rfc3339());
                 if let Err(e) = cx.save_meta(&mut mr).await {
                     return fail(
-                        shared,
+                        provider,
                         &api,
                         &mut mr,
                         &before,
@@ -645,11 +560,17 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
                     .await;
                 }
                 if let Some(details) = &c.connection_details
-                    && let Err(e) = connection::publish(&shared.client, &mr, details).await
+                    && let Err(e) = connection::publish(
+                        provider.client(),
+                        &settings.field_manager,
+                        &mr,
+                        details,
+                    )
+                    .await
                 {
                     let e = ExternalError::with_source(e.to_string(), e);
                     return fail(
-                        shared,
+                        provider,
                         &api,
                         &mut mr,
                         &before,
@@ -667,11 +588,11 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
                     generation,
                 );
                 mr.set_observed_generation(generation);
-                write_status(&api, &mut mr, &before).await?;
-                shared
+                write_status(settings, &api, &mut mr, &before).await?;
+                provider
                     .event(
                         &mr,
-                        kube::runtime::events::EventType::Normal,
+                        EventType::Normal,
                         "CreatedExternalResource",
                         "Successfully requested creation of external resource".into(),
                     )
@@ -681,10 +602,10 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
                 ))
             }
             Err(e) => {
-                set_annotation(&mut mr, EXTERNAL_CREATE_FAILED, meta::now_rfc3339());
+                mr.set_annotation(EXTERNAL_CREATE_FAILED, meta::now_rfc3339());
                 let _ = cx.save_meta(&mut mr).await;
                 fail(
-                    shared,
+                    provider,
                     &api,
                     &mut mr,
                     &before,
@@ -702,11 +623,17 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
         match ctx.kind.update(&conn, &cx, &mut mr).await {
             Ok(c) => {
                 if let Some(details) = &c.connection_details
-                    && let Err(e) = connection::publish(&shared.client, &mr, details).await
+                    && let Err(e) = connection::publish(
+                        provider.client(),
+                        &settings.field_manager,
+                        &mr,
+                        details,
+                    )
+                    .await
                 {
                     let e = ExternalError::with_source(e.to_string(), e);
                     return fail(
-                        shared,
+                        provider,
                         &api,
                         &mut mr,
                         &before,
@@ -719,7 +646,7 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
             }
             Err(e) => {
                 return fail(
-                    shared,
+                    provider,
                     &api,
                     &mut mr,
                     &before,
@@ -738,21 +665,21 @@ async fn reconcile_once<K: Managed, E: ExternalKind<K>>(
         generation,
     );
     mr.set_observed_generation(generation);
-    write_status(&api, &mut mr, &before).await?;
+    write_status(settings, &api, &mut mr, &before).await?;
     Ok(Action::requeue(
         requeue.unwrap_or_else(|| jitter(opts.poll)),
     ))
 }
 
-async fn reconcile<K: Managed, E: ExternalKind<K>>(
+async fn reconcile<K: Managed, S: Send + Sync + 'static, E: ExternalClient<K, S>>(
     obj: Arc<K>,
-    ctx: Arc<Ctx<E>>,
+    ctx: Arc<Ctx<E, S>>,
 ) -> Result<Action, ReconcileFailed> {
     let started = Instant::now();
     let name = obj.name_any();
     let result = match tokio::time::timeout(
-        ctx.shared.options.reconcile_timeout,
-        reconcile_once::<K, E>(&ctx, &name),
+        ctx.provider.options().reconcile_timeout,
+        reconcile_once::<K, S, E>(&ctx, &name),
     )
     .await
     {
@@ -762,30 +689,30 @@ async fn reconcile<K: Managed, E: ExternalKind<K>>(
             K::kind(&())
         ))),
     };
-    ctx.shared
-        .metrics
-        .reconciled(E::CONTROLLER, started.elapsed(), result.is_err());
+    if let Some(m) = ctx.provider.metrics() {
+        m.reconciled(E::CONTROLLER, started.elapsed(), result.is_err());
+    }
     if result.is_ok() {
-        ctx.shared
+        ctx.provider
             .reset_backoff(&obj.meta().uid.clone().unwrap_or(name));
     }
     result
 }
 
-fn error_policy<K: Managed, E: ExternalKind<K>>(
+fn error_policy<K: Managed, S, E>(
     obj: Arc<K>,
     err: &ReconcileFailed,
-    ctx: Arc<Ctx<E>>,
+    ctx: Arc<Ctx<E, S>>,
 ) -> Action {
     let key = obj.meta().uid.clone().unwrap_or_else(|| obj.name_any());
-    let d = ctx.shared.backoff(&key);
+    let d = ctx.provider.backoff(&key);
     tracing::debug!(kind = %K::kind(&()), name = %obj.name_any(), error = %err, retry_in = ?d, "backing off");
     Action::requeue(d)
 }
 
 /// Changes that trigger a reconcile: the spec (generation), deletion, labels and annotations
 /// (but not the create-pending/succeeded/failed and id bookkeeping). Status changes do not (the reconciler requeues itself while operations run).
-fn trigger_hash<K: Managed>(obj: &K) -> Option<u64> {
+fn trigger_hash<K: Managed>(settings: &Settings, obj: &K) -> Option<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let m = obj.meta();
     m.generation.hash(&mut h);
@@ -794,45 +721,63 @@ fn trigger_hash<K: Managed>(obj: &K) -> Option<u64> {
     // Annotations, except the bookkeeping ones the reconciler writes itself (the
     // external-name stays: users set it to import).
     for (k, v) in m.annotations.iter().flatten() {
-        if k == meta::EXTERNAL_NAME || !meta::OWNED_ANNOTATIONS.contains(&k.as_str()) {
+        if k == meta::EXTERNAL_NAME || !settings.owns_annotation(k) {
             (k, v).hash(&mut h);
         }
     }
     Some(h.finish())
 }
 
-/// Runs the controller of kind `K` until `shutdown` completes.
-pub async fn run<K, E>(
-    shared: Arc<Shared>,
-    kind: E,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+/// Runs the controller of kind `K`, whose external operations `client` implements, until
+/// `shutdown` completes (in-flight reconciles finish first).
+pub async fn run<K, S, E>(
+    provider: Arc<Provider<S>>,
+    client: E,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) where
     K: Managed,
-    E: ExternalKind<K>,
+    S: Send + Sync + 'static,
+    E: ExternalClient<K, S>,
 {
-    let api: Api<K> = Api::all(shared.client.clone());
+    let options = provider.options().clone();
+    let api: Api<K> = Api::all(provider.client().clone());
     let mut wc = watcher::Config::default();
-    if let Some(sel) = &shared.options.label_selector {
+    if let Some(sel) = &options.label_selector {
         wc = wc.labels(sel);
     }
+    let settings = provider.settings().clone();
     let (reader, writer) = reflector::store();
     let stream = watcher(api, wc)
         .default_backoff()
         .reflect(writer)
         .applied_objects()
-        .predicate_filter(trigger_hash::<K>, PredicateConfig::default());
-    let sync = shared.options.sync;
+        .predicate_filter(
+            move |obj: &K| trigger_hash(&settings, obj),
+            PredicateConfig::default(),
+        );
+    let sync = options.sync;
     let resync = futures::stream::unfold((), move |_| async move {
         tokio::time::sleep(sync).await;
         Some(((), ()))
     });
-    let config = ControllerConfig::default().concurrency(shared.options.max_reconcile_rate);
-    let ctx = Arc::new(Ctx { shared, kind });
+    let config = ControllerConfig::default().concurrency(options.max_reconcile_rate);
+    let ctx = Arc::new(Ctx {
+        provider,
+        kind: client,
+    });
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let shutdown = async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    };
     Controller::for_stream(stream, reader)
         .with_config(config)
         .reconcile_all_on(resync)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::<K, E>, error_policy::<K, E>, ctx)
+        .run(reconcile::<K, S, E>, error_policy::<K, S, E>, ctx)
         .for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "controller event");

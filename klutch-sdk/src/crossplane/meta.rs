@@ -1,4 +1,5 @@
-//! Well-known labels, annotations and finalizers (Crossplane's and Klutch v1.5's), verbatim.
+//! Crossplane's well-known labels, annotations and finalizers, verbatim, and helpers to read
+//! them.
 
 use std::collections::BTreeMap;
 
@@ -22,31 +23,28 @@ pub const PROVIDER_CONFIG_LABEL: &str = "crossplane.io/provider-config";
 pub const CLAIM_NAME_LABEL: &str = "crossplane.io/claim-name";
 /// Label set by compositions: the claim's namespace.
 pub const CLAIM_NAMESPACE_LABEL: &str = "crossplane.io/claim-namespace";
-/// Label on ServiceBindings: the data service kind (credential parser choice).
-pub const INSTANCE_TYPE_LABEL: &str = "klutch.io/instance-type";
-/// `"true"` once a bind succeeded.
-pub const BINDING_CREATED: &str = "anynines.crossplane.io/servicebinding-created";
-/// The backup id (kept for compatibility; the external name is primary).
-pub const BACKUP_ID: &str = "anynines.crossplane.io/backup-id";
-/// The restore id (kept for compatibility; the external name is primary).
-pub const RESTORE_ID: &str = "anynines.crossplane.io/restore-id";
 /// The Secret type of connection secrets.
 pub const CONNECTION_SECRET_TYPE: &str = "connection.crossplane.io/v1alpha1";
-/// The server-side-apply field manager of every write.
-pub const FIELD_MANAGER: &str = "provider-anynines";
 
-/// The annotations the reconciler writes (and therefore applies on every metadata write).
-pub const OWNED_ANNOTATIONS: [&str; 7] = [
+/// The annotations the reconciler itself writes (and therefore applies on every metadata
+/// write); a provider adds its own with
+/// [`Settings::owned_annotation`](super::Settings::owned_annotation).
+pub const OWNED_ANNOTATIONS: [&str; 4] = [
     EXTERNAL_NAME,
     EXTERNAL_CREATE_PENDING,
     EXTERNAL_CREATE_SUCCEEDED,
     EXTERNAL_CREATE_FAILED,
-    BINDING_CREATED,
-    BACKUP_ID,
-    RESTORE_ID,
 ];
 
 /// An annotation's value, if set and not empty.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use klutch_sdk::crossplane::meta::{EXTERNAL_NAME, annotation};
+/// let a = Some(BTreeMap::from([(EXTERNAL_NAME.to_owned(), "b-1".to_owned())]));
+/// assert_eq!(annotation(&a, EXTERNAL_NAME), Some("b-1"));
+/// assert_eq!(annotation(&None, EXTERNAL_NAME), None);
+/// ```
 pub fn annotation<'a>(
     annotations: &'a Option<BTreeMap<String, String>>,
     key: &str,
@@ -65,8 +63,9 @@ pub fn label<'a>(labels: &'a Option<BTreeMap<String, String>>, key: &str) -> Opt
 
 /// Now as an RFC 3339 string with whole seconds (as crossplane-runtime writes).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .unwrap_or_else(|_| jiff::Timestamp::now())
+    use k8s_openapi::jiff::{Timestamp, Unit};
+    Timestamp::now()
+        .round(Unit::Second)
+        .unwrap_or_else(|_| Timestamp::now())
         .to_string()
 }

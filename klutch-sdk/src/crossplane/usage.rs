@@ -1,4 +1,4 @@
-//! ProviderConfigUsage tracking (spec 2.6): on every Connect, make sure a usage named after
+//! ProviderConfigUsage tracking: after every Connect, make sure a usage named after
 //! the managed resource's UID exists, labelled with the ProviderConfig's name and
 //! controller-owned by the managed resource (garbage collection removes it with the MR). A
 //! small cache skips the write when nothing changed.
@@ -6,11 +6,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use kube::api::{Api, ObjectMeta, Patch, PatchParams};
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams};
 
-use super::meta::{FIELD_MANAGER, PROVIDER_CONFIG_LABEL};
-use super::resource::Managed;
-use crate::api::{ProviderConfigUsage, Reference, TypedReference};
+use super::api::{ProviderConfigUsage, Reference, TypedReference};
+use super::managed::Managed;
+use super::meta::PROVIDER_CONFIG_LABEL;
+use super::settings::Settings;
 
 /// Tracking failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +36,12 @@ impl UsageTracker {
         Self::default()
     }
 
-    /// Applies the usage of `mr` for ProviderConfig `pc`, unless this process already did.
+    /// Applies the usage of `mr` for ProviderConfig `pc` (of the kind and with the field
+    /// manager of `settings`), unless this process already did.
     pub async fn track<K: Managed>(
         &self,
         client: &kube::Client,
+        settings: &Settings,
         mr: &K,
         pc: &str,
     ) -> Result<(), UsageError> {
@@ -73,12 +76,12 @@ impl UsageTracker {
             },
         };
         let mut body = serde_json::to_value(&usage).unwrap_or_default();
-        body["apiVersion"] = crate::api::API_VERSION.into();
-        body["kind"] = "ProviderConfigUsage".into();
-        let api: Api<ProviderConfigUsage> = Api::all(client.clone());
+        body["apiVersion"] = settings.usage.api_version.clone().into();
+        body["kind"] = settings.usage.kind.clone().into();
+        let api: Api<ProviderConfigUsage> = Api::all_with(client.clone(), &settings.usage);
         api.patch(
             &uid,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(&settings.field_manager).force(),
             &Patch::Apply(body),
         )
         .await
@@ -100,4 +103,18 @@ impl UsageTracker {
             .unwrap_or_else(|p| p.into_inner())
             .remove(uid);
     }
+}
+
+/// The number of ProviderConfigUsages (of the kind in `settings`) that name ProviderConfig
+/// `pc`: its users.
+pub async fn users(
+    client: &kube::Client,
+    settings: &Settings,
+    pc: &str,
+) -> Result<usize, kube::Error> {
+    let api: Api<ProviderConfigUsage> = Api::all_with(client.clone(), &settings.usage);
+    let list = api
+        .list(&ListParams::default().labels(&format!("{PROVIDER_CONFIG_LABEL}={pc}")))
+        .await?;
+    Ok(list.items.len())
 }

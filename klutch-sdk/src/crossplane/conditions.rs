@@ -4,7 +4,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::Condition;
+use super::api::Condition;
 
 /// The `Ready` condition type.
 pub const READY: &str = "Ready";
@@ -15,7 +15,7 @@ fn cond(type_: &str, status: &str, reason: &str, message: Option<String>) -> Con
     Condition {
         type_: type_.into(),
         status: status.into(),
-        last_transition_time: Time(jiff::Timestamp::now()),
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
         reason: reason.into(),
         message: message.filter(|m| !m.is_empty()),
         observed_generation: None,
@@ -81,7 +81,7 @@ pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition
 /// `lastTransitionTime` when the status did not change, and stamps `generation`.
 ///
 /// ```
-/// use provider_anynines::managed::conditions::{self, creating, available};
+/// use klutch_sdk::crossplane::conditions::{self, available, creating};
 /// let mut list = Vec::new();
 /// conditions::set(&mut list, creating(), Some(1));
 /// let t = list[0].last_transition_time.clone();

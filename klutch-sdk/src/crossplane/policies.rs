@@ -1,9 +1,9 @@
 //! Management policies (`spec.managementPolicies`) and `deletionPolicy`, with the supported
-//! combinations of crossplane-runtime v1.20 (spec 2.2 step 2).
+//! combinations of crossplane-runtime v1.20.
 
 use std::collections::BTreeSet;
 
-use crate::api::{DeletionPolicy, ManagementAction, ResourceSpec};
+use super::api::{DeletionPolicy, ManagementAction, ResourceSpec};
 
 use ManagementAction::{All, Create, Delete, LateInitialize, Observe, Update};
 
@@ -62,11 +62,12 @@ fn describe(actions: &BTreeSet<ManagementAction>) -> String {
 }
 
 impl Policies {
-    /// Validates the policies of `spec` (spec 2.2 step 2).
+    /// Validates the policies of `spec`; `feature_enabled` is the provider's
+    /// `--enable-management-policies`.
     ///
     /// ```
-    /// use provider_anynines::api::{ManagementAction, ResourceSpec};
-    /// use provider_anynines::managed::policies::Policies;
+    /// use klutch_sdk::crossplane::api::{ManagementAction, ResourceSpec};
+    /// use klutch_sdk::crossplane::policies::Policies;
     /// let mut spec = ResourceSpec::default();
     /// assert!(Policies::resolve(&spec, false).unwrap().should_create());
     /// spec.management_policies = vec![ManagementAction::Observe];

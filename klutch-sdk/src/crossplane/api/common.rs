@@ -211,8 +211,10 @@ pub struct Condition {
     pub observed_generation: Option<i64>,
 }
 
-/// The `x-kubernetes-list-*` markers of a conditions list (a list-map keyed by `type`).
-pub(crate) fn conditions_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+/// The schema of a status' `conditions`: a list-map keyed by `type` (the
+/// `x-kubernetes-list-*` markers crossplane-runtime's CRDs carry). Use it on the field with
+/// `#[schemars(schema_with = "klutch_sdk::crossplane::api::conditions_schema")]`.
+pub fn conditions_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let mut s = g.subschema_for::<Vec<Condition>>();
     s.insert("x-kubernetes-list-type".into(), "map".into());
     s.insert(
@@ -220,23 +222,4 @@ pub(crate) fn conditions_schema(g: &mut schemars::SchemaGenerator) -> schemars::
         serde_json::json!(["type"]),
     );
     s
-}
-
-/// A map of arbitrary JSON values (`parameters`).
-pub(crate) fn any_map_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "object",
-        "additionalProperties": {"x-kubernetes-preserve-unknown-fields": true}
-    })
-}
-
-/// `forProvider.originatingIdentity`: the user on whose behalf calls are made.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct OriginatingIdentity {
-    /// The platform of the user (e.g. `kubernetes`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<String>,
-    /// A serialized JSON object describing the user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
 }
