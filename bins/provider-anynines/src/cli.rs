@@ -6,18 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::managed::reconciler::Options;
+use klutch_a9s::provider::Options;
 
 /// Parses `90s`, `1m`, `1h30m`, `500ms` or a plain number of seconds.
-///
-/// ```
-/// use std::time::Duration;
-/// use provider_anynines::cli::parse_duration;
-/// assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-/// assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-/// assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
-/// assert!(parse_duration("1x").is_err());
-/// ```
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<u64>() {
@@ -162,5 +153,18 @@ impl Cli {
             orphan_mitigation: self.orphan_mitigation == OrphanMitigation::Auto,
             label_selector: self.watch_label_selector.clone().filter(|s| !s.is_empty()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
+        assert!(parse_duration("1x").is_err());
     }
 }

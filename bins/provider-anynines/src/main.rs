@@ -1,13 +1,18 @@
 //! `provider-anynines`: the Crossplane provider for anynines data services. Everything but
-//! process wiring lives in the library (`provider_anynines`).
+//! process wiring (flags, logs, probes, leader election) lives in `klutch_a9s::provider`.
+
+mod cli;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
 use clap::Parser;
+use cli::Cli;
+use klutch_a9s::provider::metrics::Metrics;
 use kube_lease_manager::LeaseManagerBuilder;
-use provider_anynines::cli::Cli;
-use provider_anynines::metrics::Metrics;
 
 /// The leader-election Lease (Klutch v1.5's name).
 const LEASE: &str = "crossplane-leader-election-provider-anynines";
@@ -85,6 +90,31 @@ async fn serve(
     Ok(())
 }
 
+/// The probe server: `/healthz` answers `ok`, `/backend-health` reports each ProviderConfig.
+fn probes(client: kube::Client) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(klutch_a9s::provider::health::router(client))
+}
+
+/// The metrics server: `/metrics` in the Prometheus text format.
+fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(m): State<Arc<Metrics>>| async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    m.encode(),
+                )
+            }),
+        )
+        .with_state(metrics)
+}
+
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if cli.enable_external_secret_stores {
         tracing::warn!(
@@ -97,20 +127,20 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let metrics = Arc::new(Metrics::new());
     serve(
         cli.health_probe_bind_address,
-        provider_anynines::serve::probes(client.clone()),
+        probes(client.clone()),
         "probe",
     )
     .await?;
     serve(
         cli.metrics_bind_address,
-        provider_anynines::serve::metrics(metrics.clone()),
+        metrics_router(metrics.clone()),
         "metrics",
     )
     .await?;
     let options = cli.options();
 
     if !cli.leader_election {
-        provider_anynines::run::controllers(client, options, metrics, shutdown_signal()).await;
+        klutch_a9s::provider::run::controllers(client, options, metrics, shutdown_signal()).await;
         return Ok(());
     }
     let manager = LeaseManagerBuilder::new(client.clone(), LEASE)
@@ -139,7 +169,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             _ = lost.wait_for(|l| !*l) => { tracing::error!("lost leadership; stopping"); },
         }
     };
-    provider_anynines::run::controllers(client, options, metrics, stop).await;
+    klutch_a9s::provider::run::controllers(client, options, metrics, stop).await;
     let still_leader = *leader.borrow();
     drop(leader);
     let _ = task.await;

@@ -1,8 +1,7 @@
-//! The HTTP servers of the binary: probes (`/healthz`, `/backend-health`, spec 1.3) and
-//! Prometheus metrics (`/metrics`).
+//! The `/backend-health` probe (spec 1.3): the health of every ProviderConfig's endpoint, as
+//! the ProviderConfig controller last checked it. Merge [`router`] into the probe server.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -11,14 +10,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use kube::api::Api;
 
-use crate::api::ProviderConfig;
-use crate::metrics::Metrics;
+use super::api::ProviderConfig;
 
-/// The probe server: `/healthz` answers `ok`; `/backend-health` reports each ProviderConfig
-/// as `ok` or `degraded` (from `status.health.lastStatus`; never checked counts as `ok`).
-pub fn probes(client: kube::Client) -> Router {
+/// `/backend-health`: each ProviderConfig as `ok` or `degraded` (from
+/// `status.health.lastStatus`; never checked counts as `ok`).
+pub fn router(client: kube::Client) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
         .route("/backend-health", get(backend_health))
         .with_state(client)
 }
@@ -53,22 +50,4 @@ async fn backend_health(State(client): State<kube::Client>) -> impl IntoResponse
         )
             .into_response(),
     }
-}
-
-/// The metrics server: `/metrics` in the Prometheus text format.
-pub fn metrics(metrics: Arc<Metrics>) -> Router {
-    Router::new()
-        .route(
-            "/metrics",
-            get(|State(m): State<Arc<Metrics>>| async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    m.encode(),
-                )
-            }),
-        )
-        .with_state(metrics)
 }

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::api;
+use super::api;
 
 /// The controller image repository (the tag is the version).
 pub const CONTROLLER_IMAGE: &str = "public.ecr.aws/w5n9a2g2/klutch/provider-anynines-controller";
@@ -95,7 +95,7 @@ pub fn cluster_role_rules() -> Value {
 /// [`api::crds`]).
 ///
 /// ```
-/// let objs = provider_anynines::manifests(&Default::default());
+/// let objs = klutch_a9s::provider::manifests(&Default::default());
 /// assert!(objs.iter().any(|o| o["kind"] == "Deployment"));
 /// ```
 pub fn manifests(opts: &ManifestOptions) -> Vec<Value> {

@@ -1,20 +1,11 @@
 //! Prometheus metrics (`/metrics`): reconcile latency and errors per controller, and requests
 //! to brokers and Backup Managers per operation and outcome.
 
-use std::time::Duration;
-
+use klutch_sdk::crossplane::ReconcileMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-/// Labels of reconcile metrics.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ControllerLabels {
-    /// The controller (`serviceinstance`, ...).
-    pub controller: String,
-}
 
 /// Labels of external request metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -31,8 +22,7 @@ pub struct RequestLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    reconcile_seconds: Family<ControllerLabels, Histogram>,
-    reconcile_errors: Family<ControllerLabels, Counter>,
+    reconcile: ReconcileMetrics,
     requests: Family<RequestLabels, Counter>,
 }
 
@@ -46,21 +36,8 @@ impl Metrics {
     /// Registers every metric in a new registry.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("provider_anynines");
-        let reconcile_seconds = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.005, 2.0, 14))
-        });
-        let reconcile_errors = Family::<ControllerLabels, Counter>::default();
+        let reconcile = ReconcileMetrics::register(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "reconcile_duration_seconds",
-            "Duration of reconciles per controller",
-            reconcile_seconds.clone(),
-        );
-        registry.register(
-            "reconcile_errors",
-            "Reconciles that ended in an error, per controller",
-            reconcile_errors.clone(),
-        );
         registry.register(
             "external_requests",
             "Requests to service brokers and Backup Managers per operation and outcome",
@@ -68,23 +45,14 @@ impl Metrics {
         );
         Metrics {
             registry,
-            reconcile_seconds,
-            reconcile_errors,
+            reconcile,
             requests,
         }
     }
 
-    /// Records one reconcile.
-    pub fn reconciled(&self, controller: &str, took: Duration, error: bool) {
-        let l = ControllerLabels {
-            controller: controller.to_owned(),
-        };
-        self.reconcile_seconds
-            .get_or_create(&l)
-            .observe(took.as_secs_f64());
-        if error {
-            self.reconcile_errors.get_or_create(&l).inc();
-        }
+    /// The reconcile metrics (latency and errors per controller), for the generic runtime.
+    pub fn reconcile(&self) -> &ReconcileMetrics {
+        &self.reconcile
     }
 
     /// Records one external request.

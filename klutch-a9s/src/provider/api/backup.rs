@@ -1,10 +1,9 @@
 //! `Backup`: one backup of a ServiceInstance through the a9s Backup Manager.
 
+use klutch_sdk::crossplane::api::{Condition, ResourceSpec, SecretKeySelector, conditions_schema};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-use super::common::{Condition, ResourceSpec, SecretKeySelector, conditions_schema};
 
 /// A BackupSpec defines the desired state of a Backup.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

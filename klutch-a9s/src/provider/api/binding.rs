@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use klutch_sdk::crossplane::api::{Condition, ResourceSpec, conditions_schema};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Condition, OriginatingIdentity, ResourceSpec, conditions_schema};
+use super::common::OriginatingIdentity;
 
 /// A ServiceBindingSpec defines the desired state of a ServiceBinding.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -2,14 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use klutch_sdk::crossplane::api::{Condition, ResourceSpec, conditions_schema};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::common::{
-    Condition, OriginatingIdentity, ResourceSpec, any_map_schema, conditions_schema,
-};
+use super::common::{OriginatingIdentity, any_map_schema};
 
 /// A ServiceInstanceSpec defines the desired state of a ServiceInstance.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

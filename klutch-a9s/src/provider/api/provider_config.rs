@@ -1,11 +1,10 @@
 //! `ProviderConfig`: one endpoint (a service broker or a Backup Manager) and its credentials.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use klutch_sdk::crossplane::api::{Condition, SecretKeySelector, conditions_schema};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-use super::common::{Condition, SecretKeySelector, conditions_schema};
 
 /// A ProviderConfigSpec configures one endpoint.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -1,10 +1,9 @@
 //! `Restore`: restores a Backup into its ServiceInstance.
 
+use klutch_sdk::crossplane::api::{Condition, ResourceSpec, conditions_schema};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-use super::common::{Condition, ResourceSpec, conditions_schema};
 
 /// A RestoreSpec defines the desired state of a Restore.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

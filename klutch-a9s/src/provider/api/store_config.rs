@@ -1,11 +1,11 @@
 //! `StoreConfig`: an external secret store for `publishConnectionDetailsTo` (served for
 //! compatibility; see docs/provider-anynines.md for what is supported).
 
+use klutch_sdk::crossplane::api::{Condition, SecretKeySelector, conditions_schema};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Condition, SecretKeySelector, conditions_schema};
 use super::provider_config::{EnvSelector, FsSelector};
 
 /// A StoreConfigSpec configures a secret store.

@@ -7,19 +7,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use klutch_a9s::backup::BackupManager;
-use klutch_a9s::broker::A9sBroker;
-use klutch_a9s::transport::HttpConfig;
 use klutch_osb::Catalog;
+use klutch_sdk::crossplane::ExternalError;
 use kube::api::Api;
 use secrecy::ExposeSecret as _;
 
 use super::credentials;
 use super::errors;
-use crate::api::{ProviderConfig, ServiceType};
-use crate::managed::error::ExternalError;
-use crate::managed::reconciler::Options;
-use crate::metrics::Metrics;
+use crate::backup::BackupManager;
+use crate::broker::A9sBroker;
+use crate::provider::api::{ProviderConfig, ServiceType};
+use crate::provider::metrics::Metrics;
+use crate::provider::options::Options;
+use crate::transport::HttpConfig;
 
 /// A connected service broker.
 pub struct BrokerEndpoint {

@@ -8,8 +8,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use secrecy::SecretString;
 
-use crate::api::common::SecretKeySelector;
-use crate::api::provider_config::{CredentialSelectors, CredentialsSource, ProviderConfigSpec};
+use crate::provider::api::SecretKeySelector;
+use crate::provider::api::provider_config::{
+    CredentialSelectors, CredentialsSource, ProviderConfigSpec,
+};
 
 /// Why credentials could not be extracted. Messages name Secrets, keys, variables and paths,
 /// never values.

@@ -2,9 +2,9 @@
 //! "cannot reach <service type> at <url>: <short cause>" for transport problems, timeouts,
 //! malformed answers; anything else is an internal error.
 
-use klutch_a9s::transport::CallError;
+use klutch_sdk::crossplane::ExternalError;
 
-use crate::managed::error::ExternalError;
+use crate::transport::CallError;
 
 fn last_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
@@ -62,13 +62,16 @@ pub fn call(what: &str, url: &str, e: &CallError) -> String {
         }
         CallError::InvalidRequest { reason } => format!("invalid request: {reason}"),
         CallError::Config { reason } => format!("invalid {what} configuration: {reason}"),
+        // `CallError` is non-exhaustive for other crates; inside this one the arm is
+        // unreachable today but keeps new variants from breaking the build.
+        #[allow(unreachable_patterns)]
         _ => "Internal error in provider".to_owned(),
     }
 }
 
 /// An error of the a9s broker extension client.
-pub fn broker_ext(url: &str, e: klutch_a9s::broker::BrokerExtError) -> ExternalError {
-    use klutch_a9s::broker::BrokerExtError as B;
+pub fn broker_ext(url: &str, e: crate::broker::BrokerExtError) -> ExternalError {
+    use crate::broker::BrokerExtError as B;
     match e {
         B::FetchInstance { source, .. } | B::LastOperation { source, .. } => osb(url, source),
         B::GetInstance { ref source, .. }
@@ -84,7 +87,7 @@ pub fn broker_ext(url: &str, e: klutch_a9s::broker::BrokerExtError) -> ExternalE
 }
 
 /// An error of the Backup Manager client.
-pub fn backup_manager(url: &str, e: klutch_a9s::backup::BackupManagerError) -> ExternalError {
+pub fn backup_manager(url: &str, e: crate::backup::BackupManagerError) -> ExternalError {
     let msg = call("Backup Manager", url, e.call_error());
     ExternalError::with_source(msg, e)
 }

@@ -6,20 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use klutch_a9s::backup::{BackupConfigUpdate, JobStatus};
+use klutch_sdk::crossplane::ExternalError;
+use klutch_sdk::crossplane::conditions;
+use klutch_sdk::crossplane::{Creation, Deletion, ExternalClient, Managed as _, Observation};
 use kube::ResourceExt as _;
 use kube::api::Api;
 
 use super::common::{self, external_name};
 use super::instance;
-use crate::api::{Backup, BackupObservation, ServiceInstance};
-use crate::config::{BackupEndpoint, errors};
-use crate::managed::conditions;
-use crate::managed::error::ExternalError;
-use crate::managed::meta::{self, BACKUP_ID, EXTERNAL_CREATE_PENDING, EXTERNAL_NAME};
-use crate::managed::reconciler::{
-    Creation, Cx, Deletion, ExternalKind, Observation, set_annotation,
-};
+use crate::backup::{BackupConfigUpdate, JobStatus};
+use crate::provider::api::{Backup, BackupObservation, ServiceInstance};
+use crate::provider::config::{BackupEndpoint, errors};
+use crate::provider::meta::{self, BACKUP_ID, EXTERNAL_CREATE_PENDING, EXTERNAL_NAME};
+use crate::provider::state::{Cx, State};
 
 /// The Backup kind.
 #[derive(Debug, Default, Clone, Copy)]
@@ -34,7 +33,7 @@ fn at(mr: &mut Backup) -> &mut BackupObservation {
         .get_or_insert_with(Default::default)
 }
 
-fn ready(mr: &mut Backup, c: crate::api::Condition) {
+fn ready(mr: &mut Backup, c: crate::provider::api::Condition) {
     let g = mr.metadata.generation;
     conditions::set(
         &mut mr.status.get_or_insert_with(Default::default).conditions,
@@ -69,8 +68,8 @@ fn has_config(mr: &Backup) -> bool {
 
 /// Records a backup id on the object (external-name, annotation, status) in memory.
 fn set_id(mr: &mut Backup, id: u64) {
-    set_annotation(mr, EXTERNAL_NAME, id.to_string());
-    set_annotation(mr, BACKUP_ID, id.to_string());
+    mr.set_annotation(EXTERNAL_NAME, id.to_string());
+    mr.set_annotation(BACKUP_ID, id.to_string());
     at(mr).id = i64::try_from(id).ok();
 }
 
@@ -87,7 +86,7 @@ impl BackupController {
         }
         let ns = common::claim_namespace(mr);
         let items = common::by_claim::<ServiceInstance>(
-            &cx.shared.client,
+            cx.client(),
             &mr.spec.for_provider.instance_name,
             ns.as_deref(),
         )
@@ -124,7 +123,7 @@ impl BackupController {
         let mut u = BackupConfigUpdate::new();
         let key = match &f.encryption_key_secret_ref {
             Some(sel) => {
-                let api: Api<Secret> = Api::namespaced(cx.shared.client.clone(), &sel.namespace);
+                let api: Api<Secret> = Api::namespaced(cx.client().clone(), &sel.namespace);
                 let s = api
                     .get_opt(&sel.name)
                     .await
@@ -176,7 +175,7 @@ impl BackupController {
     }
 }
 
-impl ExternalKind<Backup> for BackupController {
+impl ExternalClient<Backup, State> for BackupController {
     const CONTROLLER: &'static str = "backup";
     const IDEMPOTENT_CREATE: bool = false;
     type Conn = Arc<BackupEndpoint>;
@@ -184,9 +183,9 @@ impl ExternalKind<Backup> for BackupController {
     async fn connect(&self, cx: &Cx<'_, Backup>, mr: &Backup) -> Res<Self::Conn> {
         let pc = &mr.spec.resource.provider_config_ref.name;
         let ep = cx
-            .shared
+            .state()
             .clients
-            .backup_manager(&cx.shared.client, pc, "Backup")
+            .backup_manager(cx.client(), pc, "Backup")
             .await?;
         Ok(ep)
     }
@@ -214,7 +213,7 @@ impl ExternalKind<Backup> for BackupController {
             &errors::outcome_call(r.as_ref().err().map(|e| e.call_error())),
         );
         let backups = r.map_err(|e| errors::backup_manager(&ep.url, e))?;
-        let claimed: Vec<u64> = Api::<Backup>::all(cx.shared.client.clone())
+        let claimed: Vec<u64> = Api::<Backup>::all(cx.client().clone())
             .list(&Default::default())
             .await
             .map_err(|e| ExternalError::with_source("cannot list Backups", e))?

@@ -6,25 +6,26 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use klutch_a9s::credentials::{DataServiceKind, ParseMode, ServiceCredentials};
-use klutch_a9s::flatten::flatten;
 use klutch_osb::{
     BindOutcome, BindRequest, BindResource, BindingBody, CallOptions, DeleteOutcome, OperationKey,
     OperationKind, PollOutcome, PollTarget, Poller,
 };
+use klutch_sdk::crossplane::ExternalError;
+use klutch_sdk::crossplane::conditions;
+use klutch_sdk::crossplane::{Creation, Deletion, ExternalClient, Managed as _, Observation};
 use kube::ResourceExt as _;
 use kube::runtime::events::EventType;
 
 use super::common::{self, external_name};
 use super::instance;
-use crate::api::{ConnectionDetails, ServiceBinding, ServiceBindingObservation, ServiceInstance};
-use crate::config::{BrokerEndpoint, errors};
-use crate::managed::conditions;
-use crate::managed::error::ExternalError;
-use crate::managed::meta::{self, BINDING_CREATED, EXTERNAL_NAME, INSTANCE_TYPE_LABEL};
-use crate::managed::reconciler::{
-    Creation, Cx, Deletion, ExternalKind, Observation, set_annotation,
+use crate::credentials::{DataServiceKind, ParseMode, ServiceCredentials};
+use crate::flatten::flatten;
+use crate::provider::api::{
+    ConnectionDetails, ServiceBinding, ServiceBindingObservation, ServiceInstance,
 };
+use crate::provider::config::{BrokerEndpoint, errors};
+use crate::provider::meta::{self, BINDING_CREATED, EXTERNAL_NAME, INSTANCE_TYPE_LABEL};
+use crate::provider::state::{Cx, State};
 
 /// The ServiceBinding kind.
 #[derive(Debug, Default, Clone, Copy)]
@@ -39,7 +40,7 @@ fn at(mr: &mut ServiceBinding) -> &mut ServiceBindingObservation {
         .get_or_insert_with(Default::default)
 }
 
-fn ready(mr: &mut ServiceBinding, c: crate::api::Condition) {
+fn ready(mr: &mut ServiceBinding, c: crate::provider::api::Condition) {
     let g = mr.metadata.generation;
     conditions::set(
         &mut mr.status.get_or_insert_with(Default::default).conditions,
@@ -119,7 +120,7 @@ impl BindingController {
         }
         let ns = common::claim_namespace(mr);
         let items = common::by_claim::<ServiceInstance>(
-            &cx.shared.client,
+            cx.client(),
             &mr.spec.for_provider.instance_name,
             ns.as_deref(),
         )
@@ -140,7 +141,10 @@ impl BindingController {
         let iid = instance::instance_id(&si).or(a.instance_id);
         match (iid, a.service_id, a.plan_id) {
             (Some(i), Some(s), Some(p))
-                if conditions::is_true(crate::managed::Managed::conditions(&si), "Ready") =>
+                if conditions::is_true(
+                    klutch_sdk::crossplane::Managed::conditions(&si),
+                    "Ready",
+                ) =>
             {
                 let o = at(mr);
                 o.instance_id = Some(i.clone());
@@ -183,16 +187,16 @@ impl BindingController {
     }
 }
 
-impl ExternalKind<ServiceBinding> for BindingController {
+impl ExternalClient<ServiceBinding, State> for BindingController {
     const CONTROLLER: &'static str = "servicebinding";
     type Conn = Arc<BrokerEndpoint>;
 
     async fn connect(&self, cx: &Cx<'_, ServiceBinding>, mr: &ServiceBinding) -> Res<Self::Conn> {
         let pc = &mr.spec.resource.provider_config_ref.name;
         let ep = cx
-            .shared
+            .state()
             .clients
-            .broker(&cx.shared.client, pc, "ServiceBinding")
+            .broker(cx.client(), pc, "ServiceBinding")
             .await?;
         Ok(ep)
     }
@@ -209,7 +213,7 @@ impl ExternalKind<ServiceBinding> for BindingController {
         };
         let bid = binding_id(mr);
         if external_name(mr).is_none() {
-            set_annotation(mr, EXTERNAL_NAME, bid.clone());
+            mr.set_annotation(EXTERNAL_NAME, bid.clone());
             cx.save_meta(mr).await?;
         }
         if at(mr).state.is_empty() {
@@ -257,7 +261,7 @@ impl ExternalKind<ServiceBinding> for BindingController {
                 }
                 PollOutcome::Succeeded { .. } if kind == OperationKind::Bind => {
                     clear_pending(mr);
-                    set_annotation(mr, BINDING_CREATED, "true");
+                    mr.set_annotation(BINDING_CREATED, "true");
                     cx.save_meta(mr).await?;
                 }
                 PollOutcome::Succeeded { .. } | PollOutcome::Gone | PollOutcome::NotFound
@@ -301,7 +305,7 @@ impl ExternalKind<ServiceBinding> for BindingController {
         // Once per generation: OSB bindings are immutable, and `credentials` is output-only.
         let observed = mr.status.as_ref().and_then(|s| s.observed_generation);
         if !deleting && observed.is_some() && observed != mr.metadata.generation {
-            cx.shared
+            cx.provider()
                 .event(
                     mr,
                     EventType::Warning,
@@ -314,7 +318,7 @@ impl ExternalKind<ServiceBinding> for BindingController {
             && observed != mr.metadata.generation
             && mr.spec.for_provider.credentials.is_some()
         {
-            cx.shared
+            cx.provider()
                 .event(mr, EventType::Warning, "IgnoredField", "spec.forProvider.credentials is output-only and ignored; the credentials are in the connection Secret".into())
                 .await;
         }
@@ -393,7 +397,7 @@ impl ExternalKind<ServiceBinding> for BindingController {
             body
         };
         let data = details(mr, &body)?;
-        set_annotation(mr, BINDING_CREATED, "true");
+        mr.set_annotation(BINDING_CREATED, "true");
         cx.save_meta(mr).await?;
         at(mr).state = "Created".into();
         ready(mr, conditions::available());

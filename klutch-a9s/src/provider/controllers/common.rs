@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use klutch_osb::{Context, OriginatingIdentity};
+use klutch_sdk::crossplane::ExternalError;
+use klutch_sdk::crossplane::Managed;
 use kube::ResourceExt as _;
 use kube::api::{Api, ListParams};
 use serde_json::{Map, Value};
 
-use crate::api::common::OriginatingIdentity as SpecIdentity;
-use crate::managed::error::ExternalError;
-use crate::managed::meta::{self, CLAIM_NAME_LABEL, CLAIM_NAMESPACE_LABEL, EXTERNAL_NAME};
-use crate::managed::resource::Managed;
+use crate::provider::api::common::OriginatingIdentity as SpecIdentity;
+use crate::provider::meta::{self, CLAIM_NAME_LABEL, CLAIM_NAMESPACE_LABEL, EXTERNAL_NAME};
 
 /// The external name, unless empty or equal to `metadata.name` (Klutch v1.5 objects carry
 /// their own name there before the id is known).
@@ -28,7 +28,7 @@ pub fn external_name<K: Managed>(mr: &K) -> Option<String> {
 ///
 /// ```
 /// use serde_json::json;
-/// use provider_anynines::controllers::common::semantic_eq;
+/// use klutch_a9s::provider::controllers::common::semantic_eq;
 /// assert!(semantic_eq(&json!({"a": 5, "b": [1, 2]}), &json!({"b": [2, 1], "a": 5.0})));
 /// assert!(!semantic_eq(&json!({"a": 5}), &json!({"a": "5"})));
 /// ```
@@ -80,7 +80,7 @@ pub fn semantic_eq(a: &Value, b: &Value) -> bool {
 ///
 /// ```
 /// use serde_json::json;
-/// use provider_anynines::controllers::common::parameter_diff;
+/// use klutch_a9s::provider::controllers::common::parameter_diff;
 /// let old = json!({"a": 1, "b": 2, "c": 3}).as_object().unwrap().clone();
 /// let new = json!({"a": 1.0, "b": 5, "d": 4}).as_object().unwrap().clone();
 /// assert_eq!(serde_json::Value::Object(parameter_diff(&old, &new).unwrap()), json!({"b": 5, "c": null, "d": 4}));

@@ -8,23 +8,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use klutch_a9s::broker::{InstanceRecord, InstanceState, match_plan, match_service};
 use klutch_osb::{
     CallOptions, Catalog, DeleteOutcome, OperationKey, OperationKind, PollOutcome, PollTarget,
     Poller, PreviousValues, ProvisionOutcome, ProvisionRequest, UpdateOutcome, UpdateRequest,
 };
+use klutch_sdk::crossplane::ExternalError;
+use klutch_sdk::crossplane::conditions::{self, READY};
+use klutch_sdk::crossplane::{Creation, Deletion, ExternalClient, Managed as _, Observation};
 use kube::ResourceExt as _;
 use serde_json::Value;
 
 use super::common::{self, external_name};
-use crate::api::{Backup, ServiceBinding, ServiceInstance, ServiceInstanceObservation};
-use crate::config::{BrokerEndpoint, errors};
-use crate::managed::conditions::{self, READY};
-use crate::managed::error::ExternalError;
-use crate::managed::meta::{self, CLAIM_NAME_LABEL, EXTERNAL_NAME};
-use crate::managed::reconciler::{
-    Creation, Cx, Deletion, ExternalKind, Observation, set_annotation,
-};
+use crate::broker::{InstanceRecord, InstanceState, match_plan, match_service};
+use crate::provider::api::{Backup, ServiceBinding, ServiceInstance, ServiceInstanceObservation};
+use crate::provider::config::{BrokerEndpoint, errors};
+use crate::provider::meta::{self, CLAIM_NAME_LABEL, EXTERNAL_NAME};
+use crate::provider::state::{Cx, State};
 
 /// The ServiceInstance kind.
 #[derive(Debug, Default, Clone, Copy)]
@@ -60,9 +59,7 @@ fn at_provider(mr: &mut ServiceInstance) -> &mut ServiceInstanceObservation {
 fn desired_ids(catalog: &Catalog, mr: &ServiceInstance) -> Res<(String, String, Option<Duration>)> {
     let fp = &mr.spec.for_provider;
     let service = match_service(catalog, &fp.service_name).map_err(|e| match e {
-        klutch_a9s::broker::BrokerExtError::MatchService { candidates, .. }
-            if candidates.len() > 1 =>
-        {
+        crate::broker::BrokerExtError::MatchService { candidates, .. } if candidates.len() > 1 => {
             ExternalError::user(format!(
                 "ambiguous service name {:?}: several catalog services match: {}",
                 fp.service_name,
@@ -100,7 +97,7 @@ fn set_pending(mr: &mut ServiceInstance, kind: &str, op: Option<OperationKey>, p
     s.pending_operation_plan_id = Some(plan_id.to_owned());
 }
 
-fn ready(mr: &mut ServiceInstance, c: crate::api::Condition) {
+fn ready(mr: &mut ServiceInstance, c: crate::provider::api::Condition) {
     let g = mr.metadata.generation;
     conditions::set(
         &mut mr.status.get_or_insert_with(Default::default).conditions,
@@ -152,8 +149,8 @@ impl InstanceController {
             .clone()
             .filter(|o| !o.is_empty())
             .map(OperationKey);
-        let limit = plan_max.map_or(cx.options().max_polling_duration, |p| {
-            p.min(cx.options().max_polling_duration)
+        let limit = plan_max.map_or(cx.state().options.max_polling_duration, |p| {
+            p.min(cx.state().options.max_polling_duration)
         });
         let timed_out = s
             .pending_operation_started_at
@@ -315,7 +312,7 @@ impl InstanceController {
         ) else {
             return Ok(0);
         };
-        let client = &cx.shared.client;
+        let client = cx.client();
         let ns_sel = format!("{}={ns}", meta::CLAIM_NAMESPACE_LABEL);
         let lp = kube::api::ListParams::default().labels(&ns_sel);
         let bindings: kube::Api<ServiceBinding> = kube::Api::all(client.clone());
@@ -343,16 +340,16 @@ enum PollResult {
     Failed(String),
 }
 
-impl ExternalKind<ServiceInstance> for InstanceController {
+impl ExternalClient<ServiceInstance, State> for InstanceController {
     const CONTROLLER: &'static str = "serviceinstance";
     type Conn = Arc<BrokerEndpoint>;
 
     async fn connect(&self, cx: &Cx<'_, ServiceInstance>, mr: &ServiceInstance) -> Res<Self::Conn> {
         let pc = &mr.spec.resource.provider_config_ref.name;
         let ep = cx
-            .shared
+            .state()
             .clients
-            .broker(&cx.shared.client, pc, "ServiceInstance")
+            .broker(cx.client(), pc, "ServiceInstance")
             .await?;
         Ok(ep)
     }
@@ -368,7 +365,7 @@ impl ExternalKind<ServiceInstance> for InstanceController {
         let id = match instance_id(mr) {
             Some(id) => id,
             None if deleting => return Ok(Observation::default()),
-            None if !cx.policies.should_create() => {
+            None if !cx.policies().should_create() => {
                 return Err(ExternalError::user(
                     "external-name required for observe-only: set the crossplane.io/external-name annotation to the instance id",
                 )
@@ -384,14 +381,14 @@ impl ExternalKind<ServiceInstance> for InstanceController {
                 at_provider(mr).instance_id = Some(id.clone());
                 ready(mr, conditions::creating());
                 cx.save_status(mr).await?;
-                set_annotation(mr, EXTERNAL_NAME, id);
+                mr.set_annotation(EXTERNAL_NAME, id);
                 cx.save_meta(mr).await?;
                 return Ok(Observation::default());
             }
         };
         if external_name(mr).as_deref() != Some(id.as_str()) {
             // Migration of v1.5 objects: the id moves into the external name.
-            set_annotation(mr, EXTERNAL_NAME, id.clone());
+            mr.set_annotation(EXTERNAL_NAME, id.clone());
             cx.save_meta(mr).await?;
         }
         at_provider(mr).instance_id = Some(id.clone());
@@ -414,7 +411,7 @@ impl ExternalKind<ServiceInstance> for InstanceController {
         ep.record(
             "get_instance",
             &errors::outcome_call(r.as_ref().err().and_then(|e| match e {
-                klutch_a9s::broker::BrokerExtError::GetInstance { source, .. } => Some(source),
+                crate::broker::BrokerExtError::GetInstance { source, .. } => Some(source),
                 _ => None,
             })),
         );
@@ -523,7 +520,7 @@ impl ExternalKind<ServiceInstance> for InstanceController {
                 }
                 PollResult::Failed(d)
                     if pending.as_deref() == Some(PROVISION)
-                        && cx.options().orphan_mitigation
+                        && cx.state().options.orphan_mitigation
                         && !deleting =>
                 {
                     return self.mitigate(ep, cx, mr, &id, &d).await;
@@ -761,7 +758,7 @@ impl ExternalKind<ServiceInstance> for InstanceController {
         match r {
             Ok(reply) => match reply.outcome {
                 UpdateOutcome::Updated { .. } => {
-                    cx.shared
+                    cx.provider()
                         .event(
                             mr,
                             kube::runtime::events::EventType::Normal,

@@ -9,19 +9,20 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use klutch_sdk::crossplane::{conditions, usage};
 use kube::ResourceExt as _;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use serde_json::json;
 
-use crate::api::provider_config::Health;
-use crate::api::{ProviderConfig, ProviderConfigUsage, ServiceType};
-use crate::managed::conditions;
-use crate::managed::meta::{FIELD_MANAGER, IN_USE_FINALIZER, PROVIDER_CONFIG_LABEL};
-use crate::managed::reconciler::Shared;
+use crate::provider::api::provider_config::Health;
+use crate::provider::api::{ProviderConfig, ProviderConfigUsage, ServiceType};
+use crate::provider::config::errors;
+use crate::provider::meta::{IN_USE_FINALIZER, PROVIDER_CONFIG_LABEL};
+use crate::provider::state::Provider;
 
 /// Time between checks after a success.
 pub const HEALTHY_INTERVAL: Duration = Duration::from_secs(180);
@@ -55,12 +56,13 @@ fn check_due_in(health: Option<&Health>) -> Option<Duration> {
     interval.checked_sub(age).filter(|d| !d.is_zero())
 }
 
-async fn check(shared: &Shared, pc: &ProviderConfig) -> Result<(), String> {
+async fn check(shared: &Provider, pc: &ProviderConfig) -> Result<(), String> {
     let name = pc.name_any();
-    let client = &shared.client;
+    let client = shared.client();
     match pc.spec.service_type {
         ServiceType::Servicebroker => {
             let ep = shared
+                .state()
                 .clients
                 .broker(client, &name, "health check")
                 .await
@@ -76,13 +78,14 @@ async fn check(shared: &Shared, pc: &ProviderConfig) -> Result<(), String> {
             );
             match r {
                 Err(_) => Err("health check timed out".to_owned()),
-                Ok(Err(e)) => Err(crate::config::errors::broker_ext(&ep.url, e).message),
+                Ok(Err(e)) => Err(errors::broker_ext(&ep.url, e).message),
                 Ok(Ok(h)) if h.is_healthy() => Ok(()),
                 Ok(Ok(h)) => Err(format!("{} answered {h:?}", ep.url)),
             }
         }
         ServiceType::Backupmanager => {
             let ep = shared
+                .state()
                 .clients
                 .backup_manager(client, &name, "health check")
                 .await
@@ -90,7 +93,7 @@ async fn check(shared: &Shared, pc: &ProviderConfig) -> Result<(), String> {
             let r = ep.client().health_with_timeout(Some(CHECK_TIMEOUT)).await;
             ep.record("health", if r.is_ok() { "ok" } else { "error" });
             match r {
-                Err(e) => Err(crate::config::errors::backup_manager(&ep.url, e).message),
+                Err(e) => Err(errors::backup_manager(&ep.url, e).message),
                 Ok(h) if h.is_healthy() => Ok(()),
                 Ok(h) => Err(format!("{} answered {h:?}", ep.url)),
             }
@@ -98,9 +101,9 @@ async fn check(shared: &Shared, pc: &ProviderConfig) -> Result<(), String> {
     }
 }
 
-async fn reconcile(pc: Arc<ProviderConfig>, shared: Arc<Shared>) -> Result<Action, ConfigError> {
+async fn reconcile(pc: Arc<ProviderConfig>, shared: Arc<Provider>) -> Result<Action, ConfigError> {
     let name = pc.name_any();
-    let api: Api<ProviderConfig> = Api::all(shared.client.clone());
+    let api: Api<ProviderConfig> = Api::all(shared.client().clone());
     let Some(pc) = api
         .get_opt(&name)
         .await
@@ -108,13 +111,9 @@ async fn reconcile(pc: Arc<ProviderConfig>, shared: Arc<Shared>) -> Result<Actio
     else {
         return Ok(Action::await_change());
     };
-    let usages: Api<ProviderConfigUsage> = Api::all(shared.client.clone());
-    let users = usages
-        .list(&ListParams::default().labels(&format!("{PROVIDER_CONFIG_LABEL}={name}")))
+    let users = usage::users(shared.client(), shared.settings(), &name)
         .await
-        .map_err(kube_err("cannot list ProviderConfigUsages"))?
-        .items
-        .len();
+        .map_err(kube_err("cannot list ProviderConfigUsages"))?;
     let deleting = pc.metadata.deletion_timestamp.is_some();
     let mut status = pc.status.clone().unwrap_or_default();
     status.users = Some(users as i64);
@@ -128,15 +127,15 @@ async fn reconcile(pc: Arc<ProviderConfig>, shared: Arc<Shared>) -> Result<Actio
         };
         api.patch(
             &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(json!({"apiVersion": crate::api::API_VERSION, "kind": "ProviderConfig", "metadata": {"name": name, "finalizers": fins}})),
+            &PatchParams::apply(&shared.settings().field_manager).force(),
+            &Patch::Apply(json!({"apiVersion": crate::provider::api::API_VERSION, "kind": "ProviderConfig", "metadata": {"name": name, "finalizers": fins}})),
         )
         .await
         .map_err(kube_err("cannot update ProviderConfig finalizers"))?;
     }
     let mut requeue = Duration::from_secs(60);
     if deleting && users > 0 {
-        let c = crate::api::Condition {
+        let c = crate::provider::api::Condition {
             type_: "Terminating".into(),
             status: "True".into(),
             last_transition_time: Time(jiff::Timestamp::now()),
@@ -201,8 +200,8 @@ async fn reconcile(pc: Arc<ProviderConfig>, shared: Arc<Shared>) -> Result<Actio
     if pc.status.as_ref() != Some(&status) {
         api.patch_status(
             &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(json!({"apiVersion": crate::api::API_VERSION, "kind": "ProviderConfig", "metadata": {"name": name}, "status": status})),
+            &PatchParams::apply(&shared.settings().field_manager).force(),
+            &Patch::Apply(json!({"apiVersion": crate::provider::api::API_VERSION, "kind": "ProviderConfig", "metadata": {"name": name}, "status": status})),
         )
         .await
         .map_err(kube_err("cannot update ProviderConfig status"))?;
@@ -210,21 +209,23 @@ async fn reconcile(pc: Arc<ProviderConfig>, shared: Arc<Shared>) -> Result<Actio
     Ok(Action::requeue(requeue))
 }
 
-fn error_policy(_pc: Arc<ProviderConfig>, e: &ConfigError, _shared: Arc<Shared>) -> Action {
+fn error_policy(_pc: Arc<ProviderConfig>, e: &ConfigError, _shared: Arc<Provider>) -> Action {
     tracing::warn!(error = %e, "ProviderConfig reconcile failed");
     Action::requeue(Duration::from_secs(10))
 }
 
 /// Runs the ProviderConfig controller until `shutdown` completes.
 pub async fn run(
-    shared: Arc<Shared>,
+    shared: Arc<Provider>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let pcs: Api<ProviderConfig> = Api::all(shared.client.clone());
-    let usages: Api<ProviderConfigUsage> = Api::all(shared.client.clone());
+    let pcs: Api<ProviderConfig> = Api::all(shared.client().clone());
+    let usages: Api<ProviderConfigUsage> =
+        Api::all_with(shared.client().clone(), &shared.settings().usage);
     Controller::new(pcs, watcher::Config::default())
-        .watches(
+        .watches_with(
             usages,
+            shared.settings().usage.clone(),
             watcher::Config::default().labels(PROVIDER_CONFIG_LABEL),
             |u: ProviderConfigUsage| {
                 Some(ObjectRef::<ProviderConfig>::new(

@@ -4,21 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use klutch_a9s::backup::JobStatus;
+use klutch_sdk::crossplane::ExternalError;
+use klutch_sdk::crossplane::conditions;
+use klutch_sdk::crossplane::{Creation, Deletion, ExternalClient, Managed as _, Observation};
 use kube::ResourceExt as _;
 use kube::api::Api;
 
 use super::backup::backup_id;
 use super::common::{self, external_name};
-use crate::api::restore::RestoreState;
-use crate::api::{Backup, Restore, RestoreObservation};
-use crate::config::{BackupEndpoint, errors};
-use crate::managed::conditions;
-use crate::managed::error::ExternalError;
-use crate::managed::meta::{self, EXTERNAL_CREATE_PENDING, EXTERNAL_NAME, RESTORE_ID};
-use crate::managed::reconciler::{
-    Creation, Cx, Deletion, ExternalKind, Observation, set_annotation,
-};
+use crate::backup::JobStatus;
+use crate::provider::api::restore::RestoreState;
+use crate::provider::api::{Backup, Restore, RestoreObservation};
+use crate::provider::config::{BackupEndpoint, errors};
+use crate::provider::meta::{self, EXTERNAL_CREATE_PENDING, EXTERNAL_NAME, RESTORE_ID};
+use crate::provider::state::{Cx, State};
 
 /// The Restore kind.
 #[derive(Debug, Default, Clone, Copy)]
@@ -33,7 +32,7 @@ fn at(mr: &mut Restore) -> &mut RestoreObservation {
         .get_or_insert_with(Default::default)
 }
 
-fn ready(mr: &mut Restore, c: crate::api::Condition) {
+fn ready(mr: &mut Restore, c: crate::provider::api::Condition) {
     let g = mr.metadata.generation;
     conditions::set(
         &mut mr.status.get_or_insert_with(Default::default).conditions,
@@ -59,8 +58,8 @@ pub fn restore_id(mr: &Restore) -> Option<u64> {
 }
 
 fn set_id(mr: &mut Restore, id: u64) {
-    set_annotation(mr, EXTERNAL_NAME, id.to_string());
-    set_annotation(mr, RESTORE_ID, id.to_string());
+    mr.set_annotation(EXTERNAL_NAME, id.to_string());
+    mr.set_annotation(RESTORE_ID, id.to_string());
     at(mr).restore_id = i64::try_from(id).ok();
 }
 
@@ -90,7 +89,7 @@ impl RestoreController {
         }
         let ns = common::claim_namespace(mr);
         let items = common::by_claim::<Backup>(
-            &cx.shared.client,
+            cx.client(),
             &mr.spec.for_provider.backup_name,
             ns.as_deref(),
         )
@@ -119,7 +118,7 @@ impl RestoreController {
     }
 }
 
-impl ExternalKind<Restore> for RestoreController {
+impl ExternalClient<Restore, State> for RestoreController {
     const CONTROLLER: &'static str = "restore";
     const IDEMPOTENT_CREATE: bool = false;
     type Conn = Arc<BackupEndpoint>;
@@ -127,9 +126,9 @@ impl ExternalKind<Restore> for RestoreController {
     async fn connect(&self, cx: &Cx<'_, Restore>, mr: &Restore) -> Res<Self::Conn> {
         let pc = &mr.spec.resource.provider_config_ref.name;
         let ep = cx
-            .shared
+            .state()
             .clients
-            .backup_manager(&cx.shared.client, pc, "Restore")
+            .backup_manager(cx.client(), pc, "Restore")
             .await?;
         Ok(ep)
     }
@@ -157,7 +156,7 @@ impl ExternalKind<Restore> for RestoreController {
             &errors::outcome_call(r.as_ref().err().map(|e| e.call_error())),
         );
         let restores = r.map_err(|e| errors::backup_manager(&ep.url, e))?;
-        let claimed: Vec<u64> = Api::<Restore>::all(cx.shared.client.clone())
+        let claimed: Vec<u64> = Api::<Restore>::all(cx.client().clone())
             .list(&Default::default())
             .await
             .map_err(|e| ExternalError::with_source("cannot list Restores", e))?
