@@ -9,7 +9,7 @@
 //! * [`config`]: ProviderConfigs: credentials, cached clients, error messages.
 //! * [`controllers`]: the kind-specific logic and the ProviderConfig controller.
 //! * [`run`]: starts every controller; [`Options`]: their settings (the binary's flags).
-//! * [`metrics`], [`health`], [`manifests`]: Prometheus metrics, the `/backend-health` probe,
+//! * [`metrics`], [`health`], [`mod@manifests`]: Prometheus metrics, the `/backend-health` probe,
 //!   the Crossplane package and install manifests.
 //!
 //! ```no_run

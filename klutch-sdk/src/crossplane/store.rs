@@ -1,6 +1,6 @@
 //! Writing managed resources back: server-side apply of the metadata the reconciler owns
 //! (the [owned annotations](super::Settings::owned_annotations) and the finalizer) and of the
-//! status subresource, with the field manager of the provider's [`Settings`](super::Settings).
+//! status subresource, with the field manager of the provider's [`Settings`].
 //! Applying a field
 //! set removes what the manager applied before and no longer sends, and leaves everyone
 //! else's fields alone (other finalizers, user annotations), so no write races another

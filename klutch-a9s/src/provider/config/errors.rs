@@ -1,5 +1,5 @@
 //! Turning client errors into the curated messages of spec 2.4: 4xx descriptions verbatim,
-//! "cannot reach <service type> at <url>: <short cause>" for transport problems, timeouts,
+//! `cannot reach <service type> at <url>: <short cause>` for transport problems, timeouts,
 //! malformed answers; anything else is an internal error.
 
 use klutch_sdk::crossplane::ExternalError;
