@@ -1,4 +1,4 @@
-//! The `Ready` and `Synced` conditions of Crossplane (spec 2.3) and how they are set:
+//! The `Ready` and `Synced` conditions of Crossplane and how they are set:
 //! `lastTransitionTime` changes only when the status changes, and every written condition
 //! carries the generation it was computed for.
 

@@ -17,7 +17,7 @@ pub struct ExternalError {
     pub message: String,
     /// When to retry; `None` = exponential backoff.
     pub requeue_after: Option<Duration>,
-    /// A `Ready` condition to set along (e.g. `Unavailable` with a broker description).
+    /// A `Ready` condition to set along (e.g. `Unavailable` with the external API's description).
     pub ready: Option<Box<Condition>>,
     /// True for unexpected errors: users see "Internal error in provider".
     pub internal: bool,

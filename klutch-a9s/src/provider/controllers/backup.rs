@@ -33,15 +33,6 @@ fn at(mr: &mut Backup) -> &mut BackupObservation {
         .get_or_insert_with(Default::default)
 }
 
-fn ready(mr: &mut Backup, c: crate::provider::api::Condition) {
-    let g = mr.metadata.generation;
-    conditions::set(
-        &mut mr.status.get_or_insert_with(Default::default).conditions,
-        c,
-        g,
-    );
-}
-
 /// The backup id: external-name, `status.atProvider.id` or the v1.5 annotation.
 pub fn backup_id(mr: &Backup) -> Option<u64> {
     external_name(mr)
@@ -276,7 +267,7 @@ impl ExternalClient<Backup, State> for BackupController {
         }
         let mut requeue = None;
         match &backup {
-            None => ready(mr, conditions::unavailable("Backup has been deleted")),
+            None => mr.set_condition(conditions::unavailable("Backup has been deleted")),
             Some(b) => {
                 let a = at(mr);
                 a.id = i64::try_from(b.id).ok();
@@ -297,7 +288,7 @@ impl ExternalClient<Backup, State> for BackupController {
                         conditions::unavailable(format!("unknown backup status {}", other.as_str()))
                     }
                 };
-                ready(mr, c);
+                mr.set_condition(c);
             }
         }
         let applied = mr.status.as_ref().and_then(|s| s.applied_config_generation);
@@ -325,7 +316,7 @@ impl ExternalClient<Backup, State> for BackupController {
         // Write-ahead: the id is persisted before anything else happens.
         set_id(mr, created.id);
         cx.save_meta(mr).await?;
-        ready(mr, conditions::creating());
+        mr.set_condition(conditions::creating());
         cx.save_status(mr).await?;
         Ok(Creation {
             connection_details: None,

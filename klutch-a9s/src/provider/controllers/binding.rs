@@ -40,15 +40,6 @@ fn at(mr: &mut ServiceBinding) -> &mut ServiceBindingObservation {
         .get_or_insert_with(Default::default)
 }
 
-fn ready(mr: &mut ServiceBinding, c: crate::provider::api::Condition) {
-    let g = mr.metadata.generation;
-    conditions::set(
-        &mut mr.status.get_or_insert_with(Default::default).conditions,
-        c,
-        g,
-    );
-}
-
 /// The binding id: external-name, else the MR's UID (Klutch v1.5's choice).
 pub fn binding_id(mr: &ServiceBinding) -> String {
     external_name(mr).unwrap_or_else(|| mr.uid().unwrap_or_default())
@@ -244,14 +235,11 @@ impl ExternalClient<ServiceBinding, State> for BindingController {
             let step = r.map_err(|e| errors::osb(&ep.url, e))?;
             match step.outcome {
                 PollOutcome::InProgress { .. } => {
-                    ready(
-                        mr,
-                        if kind == OperationKind::Unbind {
-                            conditions::deleting()
-                        } else {
-                            conditions::creating_with("operation bind in progress")
-                        },
-                    );
+                    mr.set_condition(if kind == OperationKind::Unbind {
+                        conditions::deleting()
+                    } else {
+                        conditions::creating_with("operation bind in progress")
+                    });
                     return Ok(Observation {
                         exists: true,
                         up_to_date: true,
@@ -324,10 +312,10 @@ impl ExternalClient<ServiceBinding, State> for BindingController {
         }
         if deleting {
             at(mr).state = "Deleting".into();
-            ready(mr, conditions::deleting());
+            mr.set_condition(conditions::deleting());
         } else {
             at(mr).state = "Created".into();
-            ready(mr, conditions::available());
+            mr.set_condition(conditions::available());
         }
         Ok(Observation {
             exists: true,
@@ -380,7 +368,7 @@ impl ExternalClient<ServiceBinding, State> for BindingController {
         let body = match outcome {
             BindOutcome::InProgress { operation } => {
                 set_pending(mr, "bind", operation);
-                ready(mr, conditions::creating_with("operation bind in progress"));
+                mr.set_condition(conditions::creating_with("operation bind in progress"));
                 cx.save_status(mr).await?;
                 return Ok(Creation {
                     connection_details: None,
@@ -400,7 +388,7 @@ impl ExternalClient<ServiceBinding, State> for BindingController {
         mr.set_annotation(BINDING_CREATED, "true");
         cx.save_meta(mr).await?;
         at(mr).state = "Created".into();
-        ready(mr, conditions::available());
+        mr.set_condition(conditions::available());
         Ok(Creation {
             connection_details: Some(data),
             requeue_after: Some(cx.options().poll),

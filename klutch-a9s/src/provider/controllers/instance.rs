@@ -97,15 +97,6 @@ fn set_pending(mr: &mut ServiceInstance, kind: &str, op: Option<OperationKey>, p
     s.pending_operation_plan_id = Some(plan_id.to_owned());
 }
 
-fn ready(mr: &mut ServiceInstance, c: crate::provider::api::Condition) {
-    let g = mr.metadata.generation;
-    conditions::set(
-        &mut mr.status.get_or_insert_with(Default::default).conditions,
-        c,
-        g,
-    );
-}
-
 fn fill(mr: &mut ServiceInstance, id: &str, rec: &InstanceRecord) {
     let a = at_provider(mr);
     a.instance_id = Some(rec.guid_at_tenant.clone().unwrap_or_else(|| id.to_owned()));
@@ -260,8 +251,7 @@ impl InstanceController {
             Ok(reply) => match reply.outcome {
                 DeleteOutcome::InProgress { operation } => {
                     set_pending(mr, ORPHAN_MITIGATION, operation, &pid);
-                    ready(
-                        mr,
+                    mr.set_condition(
                         conditions::creating_with(format!(
                             "provision failed: {failure}; deprovisioning the failed instance before provisioning again"
                         )),
@@ -297,7 +287,7 @@ impl InstanceController {
             a.remove(EXTERNAL_NAME);
         }
         cx.save_meta(mr).await?;
-        ready(mr, conditions::creating());
+        mr.set_condition(conditions::creating());
         cx.save_status(mr).await?;
         Err(ExternalError::user(format!(
             "provision failed: {failure}; the failed instance was deprovisioned and provisioning starts again with a new instance id"
@@ -379,7 +369,7 @@ impl ExternalClient<ServiceInstance, State> for InstanceController {
                 );
                 let id = r.map_err(|e| errors::broker_ext(&ep.url, e))?;
                 at_provider(mr).instance_id = Some(id.clone());
-                ready(mr, conditions::creating());
+                mr.set_condition(conditions::creating());
                 cx.save_status(mr).await?;
                 mr.set_annotation(EXTERNAL_NAME, id);
                 cx.save_meta(mr).await?;
@@ -425,7 +415,7 @@ impl ExternalClient<ServiceInstance, State> for InstanceController {
                 // The broker accepted the PUT but has no record yet: poll.
                 return match self.poll(ep, cx, mr, &id, plan_max).await? {
                     PollResult::Running { delay, .. } => {
-                        ready(mr, conditions::creating());
+                        mr.set_condition(conditions::creating());
                         Ok(Observation {
                             exists: true,
                             up_to_date: true,
@@ -460,12 +450,9 @@ impl ExternalClient<ServiceInstance, State> for InstanceController {
             if deleting {
                 return Ok(Observation::default());
             }
-            ready(
-                mr,
-                conditions::unavailable(
-                    "instance was deleted outside Kubernetes; delete and recreate the claim",
-                ),
-            );
+            mr.set_condition(conditions::unavailable(
+                "instance was deleted outside Kubernetes; delete and recreate the claim",
+            ));
             return Ok(Observation {
                 exists: true,
                 up_to_date: true,
@@ -491,7 +478,7 @@ impl ExternalClient<ServiceInstance, State> for InstanceController {
                         });
                     }
                     if kind == DEPROVISION {
-                        ready(mr, conditions::deleting());
+                        mr.set_condition(conditions::deleting());
                         return Ok(Observation {
                             exists: true,
                             up_to_date: true,
@@ -499,10 +486,9 @@ impl ExternalClient<ServiceInstance, State> for InstanceController {
                             ..Default::default()
                         });
                     }
-                    ready(
-                        mr,
-                        conditions::creating_with(format!("operation {kind} in progress")),
-                    );
+                    mr.set_condition(conditions::creating_with(format!(
+                        "operation {kind} in progress"
+                    )));
                 }
                 PollResult::Gone if pending.as_deref() == Some(ORPHAN_MITIGATION) && !deleting => {
                     return self
@@ -582,7 +568,7 @@ impl ExternalClient<ServiceInstance, State> for InstanceController {
                     conditions::unavailable(format!("unknown instance state {}", other.as_str()))
                 }
             };
-            ready(mr, c);
+            mr.set_condition(c);
             if matches!(
                 InstanceState::parse(&state),
                 InstanceState::Created | InstanceState::Deploying | InstanceState::Deleting
@@ -686,7 +672,7 @@ impl ExternalClient<ServiceInstance, State> for InstanceController {
         match r {
             Ok(reply) => match reply.outcome {
                 ProvisionOutcome::Created { .. } | ProvisionOutcome::AlreadyExists { .. } => {
-                    ready(mr, conditions::creating());
+                    mr.set_condition(conditions::creating());
                     Ok(Creation {
                         connection_details: None,
                         requeue_after: Some(Duration::from_secs(1)),
@@ -694,10 +680,7 @@ impl ExternalClient<ServiceInstance, State> for InstanceController {
                 }
                 ProvisionOutcome::InProgress(op) => {
                     set_pending(mr, PROVISION, op.operation, &plan_id);
-                    ready(
-                        mr,
-                        conditions::creating_with("operation provision in progress"),
-                    );
+                    mr.set_condition(conditions::creating_with("operation provision in progress"));
                     cx.save_status(mr).await?;
                     Ok(Creation {
                         connection_details: None,
@@ -774,10 +757,7 @@ impl ExternalClient<ServiceInstance, State> for InstanceController {
                 UpdateOutcome::InProgress(op) => {
                     // Poll with the old plan id (spec 4.4).
                     set_pending(mr, UPDATE, op.operation, &observed_plan);
-                    ready(
-                        mr,
-                        conditions::creating_with("operation update in progress"),
-                    );
+                    mr.set_condition(conditions::creating_with("operation update in progress"));
                     cx.save_status(mr).await?;
                     Ok(Creation {
                         connection_details: None,

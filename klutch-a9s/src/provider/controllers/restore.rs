@@ -32,15 +32,6 @@ fn at(mr: &mut Restore) -> &mut RestoreObservation {
         .get_or_insert_with(Default::default)
 }
 
-fn ready(mr: &mut Restore, c: crate::provider::api::Condition) {
-    let g = mr.metadata.generation;
-    conditions::set(
-        &mut mr.status.get_or_insert_with(Default::default).conditions,
-        c,
-        g,
-    );
-}
-
 /// The restore id: external-name, `status.atProvider.restoreId` or the v1.5 annotation.
 pub fn restore_id(mr: &Restore) -> Option<u64> {
     external_name(mr)
@@ -211,7 +202,7 @@ impl ExternalClient<Restore, State> for RestoreController {
             Ok(x) => x,
             Err(e) if e.is_not_found() && deleting => return Ok(Observation::default()),
             Err(e) if e.is_not_found() => {
-                ready(mr, conditions::unavailable("Restore has been deleted"));
+                mr.set_condition(conditions::unavailable("Restore has been deleted"));
                 return Ok(Observation {
                     exists: true,
                     up_to_date: true,
@@ -235,7 +226,7 @@ impl ExternalClient<Restore, State> for RestoreController {
             JobStatus::Deleted => conditions::unavailable("Restore has been deleted"),
             other => conditions::unavailable(format!("unknown restore state {}", other.as_str())),
         };
-        ready(mr, c);
+        mr.set_condition(c);
         Ok(Observation {
             exists: true,
             up_to_date: true,
@@ -262,7 +253,7 @@ impl ExternalClient<Restore, State> for RestoreController {
         let created = r.map_err(|e| errors::backup_manager(&ep.url, e))?;
         set_id(mr, created.id);
         cx.save_meta(mr).await?;
-        ready(mr, conditions::creating());
+        mr.set_condition(conditions::creating());
         cx.save_status(mr).await?;
         Ok(Creation {
             connection_details: None,
