@@ -19,6 +19,8 @@ use klutch_sdk::backend::{
     AuthError, Authenticator, BindingSpaceConfig, BindingSpaces, ExternalCluster, LoginStart,
     Server, ServerConfig, SessionKeys, TemplateBackend, TemplateBackendConfig, VerifiedIdentity,
 };
+use klutch_sdk::testenv::browser::bind_link;
+use klutch_sdk::testenv::fixtures::TestCrd;
 use klutch_sdk::testenv::{TestEnv, install_crd};
 use kube::api::{Api, Patch, PatchParams};
 
@@ -127,17 +129,9 @@ async fn main() {
     for crd in klutch_sdk::api::crds() {
         install_crd(&admin, &crd).await.expect("CRDs");
     }
-    let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": { "name": "mangodbs.mangodb.com" },
-            "spec": { "group": "mangodb.com", "scope": "Namespaced",
-                "names": { "kind": "MangoDB", "plural": "mangodbs", "singular": "mangodb" },
-                "versions": [{ "name": "v1alpha1", "served": true, "storage": true,
-                    "schema": { "openAPIV3Schema": { "type": "object" } } }] }
-        }))
-        .unwrap();
-    install_crd(&admin, &crd).await.expect("CRD");
+    install_crd(&admin, &TestCrd::mangodb().build())
+        .await
+        .expect("CRD");
     let template: klutch_sdk::api::APIServiceExportTemplate = serde_json::from_value(serde_json::json!({
         "apiVersion": "example-backend.klutch.anynines.com/v1alpha1", "kind": "APIServiceExportTemplate",
         "metadata": { "name": "mangodbs", "namespace": "default" },
@@ -216,7 +210,7 @@ async fn main() {
             .send()
             .await
             .unwrap();
-        if page.text().await.unwrap().contains("btn-primary mangodbs") {
+        if bind_link(&page.text().await.unwrap(), "mangodbs").is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -27,7 +27,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use klutch_sdk::api::{APIServiceNamespace, APIServiceNamespaceSpec, APIServiceNamespaceStatus};
-use klutch_sdk::sync::syncer::ResourceSyncer;
+use klutch_sdk::konnector::ResourceSyncer;
 use klutch_sdk::testenv::{Identity, TestEnv, install_crd};
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ObjectMeta, Patch, PatchParams, PostParams,

@@ -20,12 +20,9 @@ use klutch_sdk::api::APIServiceExportSpec as Spec;
 use klutch_sdk::api::convert::export_spec_from_crd;
 use klutch_sdk::api::export::Scope;
 use klutch_sdk::api::export_request::ExportRequestResource;
+use klutch_sdk::api::naming::binding_name;
 use klutch_sdk::backend::controllers::run_under_lease;
-use klutch_sdk::backend::resources_page::escape;
-use klutch_sdk::backend::{
-    AuthError, Authenticator, BindingBackend, BindingSpaceConfig, BindingSpaces, ExportSpecError,
-    ExternalCluster, LoginStart, Offering, Server, ServerConfig, SessionKeys, VerifiedIdentity,
-};
+use klutch_sdk::backend::prelude::*;
 use kube::Api;
 
 /// Users log in by typing a token from `STATIC_TOKENS` (`token=user,...`).
@@ -50,7 +47,7 @@ impl Authenticator for StaticTokens {
 
 /// The login page `StaticTokens` redirects to: a form posting the token to `/callback`.
 async fn login_page(Query(q): Query<BTreeMap<String, String>>) -> Html<String> {
-    let state = escape(q.get("state").map_or("", String::as_str));
+    let state = escape_html(q.get("state").map_or("", String::as_str));
     Html(format!(
         r#"<form method="post" action="/callback"><input type="hidden" name="state" value="{state}">
 <input type="password" name="code" placeholder="token"><button type="submit">Log in</button></form>"#
@@ -102,7 +99,7 @@ impl BindingBackend for StaticBackend {
         _ns: &str,
         r: &ExportRequestResource,
     ) -> Result<Spec, ExportSpecError> {
-        let crd = format!("{}.{}", r.resource, r.group);
+        let crd = binding_name(&r.group, &r.resource);
         export_spec_from_crd(&self.crd(&crd).await?, Vec::new(), Scope::Namespaced, None).map_err(
             |e| ExportSpecError::CrdInvalid {
                 crd,

@@ -5,73 +5,16 @@
 #[path = "../custom_backend.rs"]
 mod custom_backend;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clap::Parser as _;
 use klutch_sdk::api::export_request::ExportRequestPhase;
 use klutch_sdk::api::wire::BindingResponse;
 use klutch_sdk::api::{APIServiceExport, APIServiceExportRequest};
+use klutch_sdk::testenv::browser::{Browser, input_value, query_param};
+use klutch_sdk::testenv::fixtures::TestCrd;
 use klutch_sdk::testenv::{TestEnv, install_crd};
-use kube::api::{Api, ObjectMeta, PostParams};
-
-struct Browser {
-    http: reqwest::Client,
-    cookies: BTreeMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
-impl Browser {
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let cookies: Vec<String> = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let resp = req
-            .header("cookie", cookies.join("; "))
-            .send()
-            .await
-            .unwrap();
-        for sc in resp.headers().get_all("set-cookie") {
-            let (k, v) = sc
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .split_once('=')
-                .unwrap();
-            self.cookies.insert(k.to_owned(), v.to_owned());
-        }
-        Page {
-            status: resp.status().as_u16(),
-            location: resp
-                .headers()
-                .get("location")
-                .map(|l| l.to_str().unwrap().to_owned()),
-            body: resp.text().await.unwrap(),
-        }
-    }
-}
-
-fn mangodb_crd()
--> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": { "name": "mangodbs.mangodb.com" },
-        "spec": { "group": "mangodb.com", "scope": "Namespaced",
-            "names": { "kind": "MangoDB", "plural": "mangodbs", "singular": "mangodb", "listKind": "MangoDBList" },
-            "versions": [{ "name": "v1alpha1", "served": true, "storage": true,
-                "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }] }
-    }))
-    .unwrap()
-}
+use kube::api::{Api, PostParams};
 
 #[tokio::test]
 async fn static_token_backend_binds_end_to_end() {
@@ -82,7 +25,12 @@ async fn static_token_backend_binds_end_to_end() {
     for crd in klutch_sdk::api::crds() {
         install_crd(&admin, &crd).await.unwrap();
     }
-    install_crd(&admin, &mangodb_crd()).await.unwrap();
+    install_crd(
+        &admin,
+        &TestCrd::mangodb().preserve_unknown_fields().build(),
+    )
+    .await
+    .unwrap();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -96,23 +44,9 @@ async fn static_token_backend_binds_end_to_end() {
     let config = cluster.admin().config().await.unwrap();
     tokio::spawn(async move { custom_backend::serve(cli, config, listener).await.unwrap() });
 
-    let mut b = Browser {
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .unwrap(),
-        cookies: BTreeMap::new(),
-    };
-    let export: serde_json::Value = b
-        .http
-        .get(format!("{base}/export"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mut b = Browser::new().unwrap();
+    let export: serde_json::Value =
+        serde_json::from_str(&b.get(&format!("{base}/export")).await.unwrap().body).unwrap();
     assert_eq!(export["providerPrettyName"], "Static Example");
     assert_eq!(
         export["authenticationMethods"].as_array().unwrap().len(),
@@ -120,53 +54,41 @@ async fn static_token_backend_binds_end_to_end() {
         "no device grant"
     );
     let device = b
-        .send(
-            b.http
-                .post(format!("{base}/device/authorize"))
-                .form(&[("s", "abc"), ("c", "def")]),
+        .post_form(
+            &format!("{base}/device/authorize"),
+            &[("s", "abc"), ("c", "def")],
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(device.status, 501);
 
     let start = b
-        .send(
-            b.http
-                .get(format!("{base}/authorize?p=41000&s=sidStatic1&c=cidStatic")),
-        )
-        .await;
+        .get(&format!(
+            "{base}/authorize?p=41000&s=sidStatic1&c=cidStatic"
+        ))
+        .await
+        .unwrap();
     assert_eq!(start.status, 302);
-    let login = start.location.unwrap();
+    let login = start.raw_location().unwrap().to_owned();
     assert!(login.starts_with("/login?state="), "{login}");
-    let page = b.send(b.http.get(format!("{base}{login}"))).await;
-    let state = page
-        .body
-        .split("name=\"state\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let page = b.get(&format!("{base}{login}")).await.unwrap();
+    let state = input_value(&page.body, "state").unwrap();
+    let callback = format!("{base}/callback");
     let wrong = b
-        .send(
-            b.http
-                .post(format!("{base}/callback"))
-                .form(&[("state", state.as_str()), ("code", "guess")]),
-        )
-        .await;
+        .post_form(&callback, &[("state", state.as_str()), ("code", "guess")])
+        .await
+        .unwrap();
     assert_eq!(wrong.status, 401, "{}", wrong.body);
     let ok = b
-        .send(
-            b.http
-                .post(format!("{base}/callback"))
-                .form(&[("state", state.as_str()), ("code", "s3cret")]),
-        )
-        .await;
+        .post_form(&callback, &[("state", state.as_str()), ("code", "s3cret")])
+        .await
+        .unwrap();
     assert_eq!(ok.status, 302, "{}", ok.body);
-    assert_eq!(ok.location.as_deref(), Some("/resources?s=sidStatic1"));
+    assert_eq!(ok.raw_location(), Some("/resources?s=sidStatic1"));
     let catalogue = b
-        .send(b.http.get(format!("{base}/resources?s=sidStatic1")))
-        .await;
+        .get(&format!("{base}/resources?s=sidStatic1"))
+        .await
+        .unwrap();
     assert!(
         catalogue
             .body
@@ -175,18 +97,13 @@ async fn static_token_backend_binds_end_to_end() {
         catalogue.body
     );
     let bound = b
-        .send(b.http.get(format!(
+        .get(&format!(
             "{base}/bind?s=sidStatic1&resource=mangodbs&group=mangodb.com"
-        )))
-        .await;
+        ))
+        .await
+        .unwrap();
     assert_eq!(bound.status, 302, "{}", bound.body);
-    let location = url::Url::parse(&bound.location.unwrap()).unwrap();
-    let response = location
-        .query_pairs()
-        .find(|(k, _)| k == "response")
-        .unwrap()
-        .1
-        .into_owned();
+    let response = query_param(&bound.location.unwrap(), "response").unwrap();
     let response = BindingResponse::decode(&response).unwrap();
 
     let kc =
@@ -198,14 +115,8 @@ async fn static_token_backend_binds_end_to_end() {
     let ns = config.default_namespace.clone();
     let tenant = kube::Client::try_from(config).unwrap();
     let requests = Api::<APIServiceExportRequest>::namespaced(tenant.clone(), &ns);
-    let req = APIServiceExportRequest {
-        metadata: ObjectMeta {
-            name: Some("mangodbs.mangodb.com".into()),
-            ..ObjectMeta::default()
-        },
-        spec: response.requests[0].spec.clone(),
-        status: None,
-    };
+    let mut req = response.requests[0].to_export_request();
+    req.metadata.name = Some("mangodbs.mangodb.com".into());
     requests
         .create(&PostParams::default(), &req)
         .await

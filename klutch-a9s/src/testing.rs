@@ -9,6 +9,9 @@
 //!   `context` to fetch-instance answers and replaces bind credentials with the a9s shape of
 //!   the configured data service.
 //!
+//! Both are built on `klutch_osb::testing::server`, the fake-HTTP core they share with the OSB
+//! fake broker: [`FaultAction`] and [`Recorded`] are that core's.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use klutch_a9s::backup::JobStatus;
@@ -21,19 +24,19 @@
 //! ```
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Request, Response, StatusCode};
-use base64::Engine as _;
+use axum::http::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-pub use klutch_osb::testing::FaultAction;
+use klutch_osb::testing::server::{
+    FakeServer, Incoming, Journal, basic_auth_ok, error, json, respond,
+};
+pub use klutch_osb::testing::server::{FaultAction, Recorded};
 use klutch_osb::testing::{FakeBroker, FakeBrokerConfig};
 
 use crate::backup::{BackupManager, JobStatus};
@@ -85,145 +88,22 @@ pub enum FakeError {
     },
 }
 
-/// A request a fake received.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Recorded<R> {
-    /// The endpoint.
-    pub route: R,
-    /// The method.
-    pub method: String,
-    /// The raw (encoded) path.
-    pub path: String,
-    /// The raw query, if any.
-    pub query: Option<String>,
-    /// Headers (lower-case names); `authorization` is redacted.
-    pub headers: Vec<(String, String)>,
-    /// The JSON body, if any.
-    pub body: Option<Value>,
-}
-
-impl<R> Recorded<R> {
-    /// The first value of a header (lower-case name).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-#[derive(Debug)]
-struct Fault<R> {
-    route: Option<R>,
-    action: FaultAction,
-    remaining: Option<u32>,
-}
-
-fn take_fault<R: Copy + PartialEq>(faults: &mut Vec<Fault<R>>, route: R) -> Option<FaultAction> {
-    let i = faults
-        .iter()
-        .position(|f| f.route.is_none_or(|r| r == route))?;
-    let action = faults[i].action.clone();
-    if let Some(n) = faults[i].remaining.as_mut() {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            faults.remove(i);
-        }
-    }
-    Some(action)
-}
-
-fn headers_of(h: &HeaderMap) -> Vec<(String, String)> {
-    h.iter()
-        .map(|(k, v)| {
-            let v = if k.as_str() == "authorization" {
-                "[REDACTED]".to_owned()
-            } else {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
-            };
-            (k.as_str().to_owned(), v)
-        })
-        .collect()
-}
-
-fn raw(status: u16, body: String) -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap_or_else(|_| Response::new(Body::empty()))
-}
-
 fn reply(status: u16, body: Value) -> Response<Body> {
-    raw(status, body.to_string())
+    json(status, &body)
 }
 
 fn err(status: u16, code: &str, description: &str) -> Response<Body> {
-    reply(status, json!({"error": code, "description": description}))
-}
-
-fn basic_ok(h: &HeaderMap, auth: &Option<(String, String)>) -> bool {
-    match auth {
-        None => true,
-        Some((u, p)) => {
-            let want = format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-            );
-            h.get("authorization").and_then(|v| v.to_str().ok()) == Some(want.as_str())
-        }
-    }
-}
-
-fn segments(path: &str) -> Vec<String> {
-    path.trim_start_matches('/')
-        .split('/')
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect()
+    error(status, Some(code), description)
 }
 
 fn now_string() -> String {
     jiff::Timestamp::now().to_string()
 }
 
-/// A running server task; stops when dropped.
-#[derive(Debug)]
-struct Running {
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-async fn serve(app: axum::Router) -> Result<Running> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+async fn serve(app: axum::Router) -> Result<FakeServer> {
+    FakeServer::start(app)
         .await
-        .map_err(|source| FakeError::Start { source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| FakeError::Start { source })?;
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-    });
-    Ok(Running {
-        addr,
-        shutdown: Some(tx),
-    })
+        .map_err(|source| FakeError::Start { source })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,9 +212,14 @@ struct BmInstance {
 struct BmState {
     config: FakeBackupManagerConfig,
     instances: HashMap<String, BmInstance>,
-    faults: Vec<Fault<BackupRoute>>,
-    log: Vec<Recorded<BackupRoute>>,
     next_id: u64,
+}
+
+/// What the Backup Manager handler shares: the state and the journal.
+#[derive(Debug, Clone)]
+struct BmShared {
+    state: Arc<Mutex<BmState>>,
+    journal: Journal<BackupRoute>,
 }
 
 impl Job {
@@ -388,36 +273,37 @@ impl Job {
 /// A running fake Backup Manager; stops when dropped.
 #[derive(Debug)]
 pub struct FakeBackupManager {
-    running: Running,
-    state: Arc<Mutex<BmState>>,
+    server: FakeServer,
+    shared: BmShared,
 }
 
 impl FakeBackupManager {
     /// Starts the fake on `127.0.0.1:<random port>`.
     pub async fn start(config: FakeBackupManagerConfig) -> Result<Self> {
-        let state = Arc::new(Mutex::new(BmState {
-            config,
-            instances: HashMap::new(),
-            faults: Vec::new(),
-            log: Vec::new(),
-            next_id: 1,
-        }));
+        let shared = BmShared {
+            state: Arc::new(Mutex::new(BmState {
+                config,
+                instances: HashMap::new(),
+                next_id: 1,
+            })),
+            journal: Journal::new("{\"id\": "),
+        };
         let app = axum::Router::new()
             .fallback(bm_handle)
-            .with_state(state.clone());
+            .with_state(shared.clone());
         Ok(FakeBackupManager {
-            running: serve(app).await?,
-            state,
+            server: serve(app).await?,
+            shared,
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, BmState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The base URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.running.addr)
+        self.server.url()
     }
 
     /// Connection settings with the fake's credentials.
@@ -498,61 +384,37 @@ impl FakeBackupManager {
     /// Injects a fault for `route` (`None` = every route) for the next `times` matching
     /// requests (`None` = until cleared).
     pub fn inject(&self, route: Option<BackupRoute>, action: FaultAction, times: Option<u32>) {
-        self.lock().faults.push(Fault {
-            route,
-            action,
-            remaining: times,
-        });
+        self.shared.journal.inject(route, action, times);
     }
 
     /// Removes all faults.
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        self.shared.journal.clear_faults();
     }
 
     /// All requests received so far.
     pub fn requests(&self) -> Vec<Recorded<BackupRoute>> {
-        self.lock().log.clone()
+        self.shared.journal.requests()
     }
 
     /// How many requests hit `route`.
     pub fn count(&self, route: BackupRoute) -> usize {
-        self.lock().log.iter().filter(|r| r.route == route).count()
+        self.shared.journal.count(route)
     }
 }
 
-async fn bm_handle(State(state): State<Arc<Mutex<BmState>>>, req: Request<Body>) -> Response<Body> {
-    let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, 1024 * 1024)
-        .await
-        .unwrap_or_default();
-    let segs = segments(parts.uri.path());
-    let seg_refs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let route = backup_route(&parts.method, &seg_refs);
-    let json_body: Option<Value> = serde_json::from_slice(&bytes).ok();
-    let fault = {
-        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-        st.log.push(Recorded {
-            route,
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_owned(),
-            query: parts.uri.query().map(str::to_owned),
-            headers: headers_of(&parts.headers),
-            body: json_body.clone(),
-        });
-        take_fault(&mut st.faults, route)
-    };
-    match fault {
-        Some(FaultAction::Respond { status, body }) => return raw(status, body),
-        Some(FaultAction::MalformedJson { status }) => return raw(status, "{\"id\": ".into()),
-        Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
+async fn bm_handle(State(shared): State<BmShared>, req: Request<Body>) -> Response<Body> {
+    let req = Incoming::read(req, 1024 * 1024).await;
+    let segs = req.segments();
+    let route = backup_route(&req.parts.method, &segs);
+    if let Some(fault) = shared.journal.admit(&req, route).await {
+        return fault;
     }
-    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    if !basic_ok(&parts.headers, &st.config.basic_auth) {
+    let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    if !basic_auth_ok(&req.parts.headers, st.config.basic_auth.as_ref()) {
         return err(401, "Unauthorized", "Invalid credentials");
     }
-    st.handle(route, &seg_refs, json_body)
+    st.handle(route, &segs, req.json.clone())
 }
 
 fn parse_id(s: &str) -> Option<u64> {
@@ -811,18 +673,23 @@ struct A9sState {
     inner_url: String,
     http: reqwest::Client,
     records: Vec<A9sInstanceRecord>,
-    faults: Vec<Fault<A9sRoute>>,
-    log: Vec<Recorded<A9sRoute>>,
     next_db_id: i64,
     self_url: String,
+}
+
+/// What the a9s front's handler shares: the state and the journal.
+#[derive(Debug, Clone)]
+struct A9sShared {
+    state: Arc<Mutex<A9sState>>,
+    journal: Journal<A9sRoute>,
 }
 
 /// A running fake a9s broker (extensions plus the forwarded OSB fake); stops when dropped.
 #[derive(Debug)]
 pub struct FakeA9sBroker {
-    running: Running,
+    server: FakeServer,
     inner: FakeBroker,
-    state: Arc<Mutex<A9sState>>,
+    shared: A9sShared,
 }
 
 impl FakeA9sBroker {
@@ -834,38 +701,42 @@ impl FakeA9sBroker {
             .map_err(|source| FakeError::StartOsb { source })?;
         let http = crate::transport::build_http_client(None, false, Duration::from_secs(5))
             .map_err(|source| FakeError::Client { source })?;
-        let state = Arc::new(Mutex::new(A9sState {
-            kind: config.kind,
-            page_size: config.page_size.max(1),
-            auth,
-            inner_url: inner.url(),
-            http,
-            records: Vec::new(),
-            faults: Vec::new(),
-            log: Vec::new(),
-            next_db_id: 1,
-            self_url: String::new(),
-        }));
+        let shared = A9sShared {
+            state: Arc::new(Mutex::new(A9sState {
+                kind: config.kind,
+                page_size: config.page_size.max(1),
+                auth,
+                inner_url: inner.url(),
+                http,
+                records: Vec::new(),
+                next_db_id: 1,
+                self_url: String::new(),
+            })),
+            journal: Journal::new("{\"id\": "),
+        };
         let app = axum::Router::new()
             .fallback(a9s_handle)
-            .with_state(state.clone());
-        let running = serve(app).await?;
-        state.lock().unwrap_or_else(|p| p.into_inner()).self_url =
-            format!("http://{}", running.addr);
+            .with_state(shared.clone());
+        let server = serve(app).await?;
+        shared
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .self_url = server.url();
         Ok(FakeA9sBroker {
-            running,
+            server,
             inner,
-            state,
+            shared,
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, A9sState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The base URL of the a9s front (OSB requests are forwarded from here).
     pub fn url(&self) -> String {
-        format!("http://{}", self.running.addr)
+        self.server.url()
     }
 
     /// The inner OSB fake broker (for its request log and OSB fault injection).
@@ -890,26 +761,22 @@ impl FakeA9sBroker {
     /// Injects a fault for an extension route (`None` = every route, OSB forwarding included)
     /// for the next `times` matching requests (`None` = until cleared).
     pub fn inject(&self, route: Option<A9sRoute>, action: FaultAction, times: Option<u32>) {
-        self.lock().faults.push(Fault {
-            route,
-            action,
-            remaining: times,
-        });
+        self.shared.journal.inject(route, action, times);
     }
 
     /// Removes all faults of the a9s front.
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        self.shared.journal.clear_faults();
     }
 
     /// All requests the a9s front received (OSB ones included, as [`A9sRoute::Osb`]).
     pub fn requests(&self) -> Vec<Recorded<A9sRoute>> {
-        self.lock().log.clone()
+        self.shared.journal.requests()
     }
 
     /// How many requests hit `route`.
     pub fn count(&self, route: A9sRoute) -> usize {
-        self.lock().log.iter().filter(|r| r.route == route).count()
+        self.shared.journal.count(route)
     }
 
     /// The a9s state of an instance (`deploying`, `provisioned`, `deleted`, ...).
@@ -987,50 +854,28 @@ fn a9s_route(method: &Method, s: &[&str]) -> A9sRoute {
     }
 }
 
-async fn a9s_handle(
-    State(state): State<Arc<Mutex<A9sState>>>,
-    req: Request<Body>,
-) -> Response<Body> {
-    let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
-        .await
-        .unwrap_or_default();
-    let segs = segments(parts.uri.path());
-    let seg_refs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let route = a9s_route(&parts.method, &seg_refs);
-    let json_body: Option<Value> = serde_json::from_slice(&bytes).ok();
-    let fault = {
-        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-        st.log.push(Recorded {
-            route,
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_owned(),
-            query: parts.uri.query().map(str::to_owned),
-            headers: headers_of(&parts.headers),
-            body: json_body.clone(),
-        });
-        take_fault(&mut st.faults, route)
-    };
-    match fault {
-        Some(FaultAction::Respond { status, body }) => return raw(status, body),
-        Some(FaultAction::MalformedJson { status }) => return raw(status, "{\"id\": ".into()),
-        Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
+async fn a9s_handle(State(shared): State<A9sShared>, req: Request<Body>) -> Response<Body> {
+    let req = Incoming::read(req, 16 * 1024 * 1024).await;
+    let seg_refs = req.segments();
+    let route = a9s_route(&req.parts.method, &seg_refs);
+    if let Some(fault) = shared.journal.admit(&req, route).await {
+        return fault;
     }
+    let state = &shared.state;
     if route == A9sRoute::Osb {
-        return forward(&state, &parts, bytes, &seg_refs, json_body).await;
+        return forward(state, &req, &seg_refs).await;
     }
     {
         let st = state.lock().unwrap_or_else(|p| p.into_inner());
-        if !basic_ok(&parts.headers, &st.auth) {
+        if !basic_auth_ok(&req.parts.headers, st.auth.as_ref()) {
             return err(401, "Unauthorized", "Invalid credentials");
         }
     }
     match route {
-        A9sRoute::Health => raw(200, String::new()),
+        A9sRoute::Health => respond(200, String::new()),
         A9sRoute::InstanceRecord => {
             let id = seg_refs.get(1).copied().unwrap_or_default().to_owned();
-            refresh(&state, &id).await;
+            refresh(state, &id).await;
             let st = state.lock().unwrap_or_else(|p| p.into_inner());
             match st.latest(&id) {
                 Some(r) => reply(200, r.json()),
@@ -1038,7 +883,8 @@ async fn a9s_handle(
             }
         }
         A9sRoute::InstanceList => {
-            let page: usize = parts
+            let page: usize = req
+                .parts
                 .uri
                 .query()
                 .unwrap_or("")
@@ -1125,13 +971,9 @@ fn observe_last_operation(st: &mut A9sState, guid: &str, status: u16, body: &Val
 
 /// Forwards an OSB request to the inner fake broker and updates the a9s records from the
 /// exchange.
-async fn forward(
-    state: &Arc<Mutex<A9sState>>,
-    parts: &axum::http::request::Parts,
-    bytes: axum::body::Bytes,
-    s: &[&str],
-    json_body: Option<Value>,
-) -> Response<Body> {
+async fn forward(state: &Arc<Mutex<A9sState>>, req: &Incoming, s: &[&str]) -> Response<Body> {
+    let parts = &req.parts;
+    let json_body = &req.json;
     let (http, inner, kind) = {
         let st = state.lock().unwrap_or_else(|p| p.into_inner());
         (st.http.clone(), st.inner_url.clone(), st.kind)
@@ -1149,8 +991,8 @@ async fn forward(
             rb = rb.header(k.as_str(), v.as_bytes());
         }
     }
-    if !bytes.is_empty() {
-        rb = rb.body(bytes.to_vec());
+    if !req.body.is_empty() {
+        rb = rb.body(req.body.to_vec());
     }
     let resp = match rb.send().await {
         Ok(r) => r,

@@ -5,7 +5,9 @@ use std::fmt;
 
 use http::StatusCode;
 
-use crate::version::ApiVersion;
+pub use crate::gate::Gate;
+use crate::parse::{self, ParseError, excerpt};
+use crate::version::UnknownVersion;
 
 /// The largest broker body excerpt kept in an error (spec 5.2: 64 KiB).
 pub const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -63,12 +65,16 @@ pub enum Error {
     #[error("{0}")]
     Broker(Box<BrokerError>),
     /// A success status came with a body that could not be decoded.
-    #[error("malformed response body (HTTP {status}): {reason}; body starts with {excerpt:?}")]
+    #[error(
+        "malformed response body (HTTP {status}): {}; body starts with {excerpt:?}",
+        .reason.detailed()
+    )]
     Decode {
         /// The HTTP status of the response.
         status: u16,
-        /// Why decoding failed.
-        reason: String,
+        /// Why decoding failed. Its whole chain is part of this error's message, so it is not
+        /// also this error's `source()` (a chain printer would show it twice).
+        reason: ParseError,
         /// The start of the body (at most [`MAX_DECODE_EXCERPT`] bytes, lossily decoded).
         excerpt: String,
     },
@@ -137,19 +143,13 @@ impl Error {
         }
     }
 
-    pub(crate) fn decode(status: u16, reason: impl fmt::Display, body: &[u8]) -> Self {
+    pub(crate) fn decode(status: u16, reason: ParseError, body: &[u8]) -> Self {
         Error::Decode {
             status,
-            reason: reason.to_string(),
+            reason,
             excerpt: excerpt(body, MAX_DECODE_EXCERPT),
         }
     }
-}
-
-/// The start of `body`, at most `max` bytes, lossily decoded as UTF-8.
-pub(crate) fn excerpt(body: &[u8], max: usize) -> String {
-    let cut = &body[..body.len().min(max)];
-    String::from_utf8_lossy(cut).into_owned()
 }
 
 /// A broker's error answer (spec 5).
@@ -193,6 +193,12 @@ impl fmt::Display for BrokerError {
 
 impl std::error::Error for BrokerError {}
 
+impl From<UnknownVersion> for Error {
+    fn from(e: UnknownVersion) -> Self {
+        Error::config(e.to_string())
+    }
+}
+
 impl From<BrokerError> for Error {
     fn from(b: BrokerError) -> Self {
         Error::Broker(Box::new(b))
@@ -206,7 +212,7 @@ impl BrokerError {
         body: &[u8],
         request_identity: Option<String>,
     ) -> Self {
-        let parsed = crate::parse::error_body(body);
+        let parsed = parse::error_body(body);
         let code = parsed.error.filter(|e| !e.is_empty()).map(ErrorCode::from);
         let kind = ErrorKind::classify(status, code.as_ref());
         BrokerError {
@@ -355,37 +361,6 @@ impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// A client-side gate that stopped a request before sending (spec 3.1, 4.2).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Gate {
-    /// The plan (or, when the plan does not say, the service) is not bindable.
-    #[error("the plan is not bindable")]
-    NotBindable,
-    /// A plan change was requested but the plan/service is not `plan_updateable`.
-    #[error("the plan cannot be changed (plan_updateable is false)")]
-    PlanNotUpdateable,
-    /// A context-only update was requested but the service lacks `allow_context_updates`.
-    #[error("context-only updates are not allowed by the service")]
-    ContextUpdatesNotAllowed,
-    /// The service does not declare `instances_retrievable` / `bindings_retrievable`.
-    #[error("the service does not allow fetching this resource")]
-    NotRetrievable,
-    /// The plan does not declare `binding_rotatable`.
-    #[error("the plan does not allow binding rotation")]
-    NotRotatable,
-    /// The configured API version is older than the feature needs.
-    #[error("{feature} needs OSB API version {needed} or later (configured: {configured})")]
-    UnsupportedByVersion {
-        /// The feature that was asked for.
-        feature: &'static str,
-        /// The minimum version.
-        needed: ApiVersion,
-        /// The configured version.
-        configured: ApiVersion,
-    },
 }
 
 /// A broker answer that breaks the spec (spec 6.3, 9.3).

@@ -40,6 +40,7 @@ pub mod catalog;
 pub mod client;
 pub mod context;
 pub mod error;
+pub mod gate;
 pub mod identity;
 pub mod model;
 pub mod orphan;
@@ -67,11 +68,12 @@ pub use orphan::{OmOperation, OmPolicy, OmResult, OrphanMitigation, orphan_mitig
 pub use outcome::{
     AsyncOperation, BindOutcome, DeleteOutcome, ProvisionOutcome, Reply, UpdateOutcome,
 };
+pub use parse::ParseError;
 pub use poll::{
     Completion, Deadline, OperationKind, PollConfig, PollOutcome, PollStep, PollTarget, Poller,
     WaitResult,
 };
-pub use version::{ApiVersion, Feature};
+pub use version::{ApiVersion, Feature, UnknownVersion};
 
 // Re-exported so users can cancel `Poller::wait` without naming tokio-util themselves.
 pub use tokio_util::sync::CancellationToken;

@@ -371,7 +371,7 @@ mod tests {
         assert_eq!(OmResult::from_poll(&PollOutcome::Gone), None);
         let e = Error::Decode {
             status: 201,
-            reason: "x".into(),
+            reason: crate::parse::ParseError::MissingState,
             excerpt: String::new(),
         };
         assert_eq!(

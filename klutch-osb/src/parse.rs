@@ -1,6 +1,8 @@
 //! Response parsing, separated from the transport so it can be fuzzed and property-tested.
-//! Every function here is total: any byte sequence yields a value or an error, never a panic.
+//! Every function here is total: any byte sequence yields a value or a [`ParseError`], never a
+//! panic.
 
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
@@ -12,6 +14,126 @@ use crate::model::{
     BindingBody, Credentials, InstanceBody, InstanceMetadata, LastOperation, OperationKey,
     OperationState,
 };
+
+/// A `Result` with this module's [`ParseError`].
+pub type Result<T, E = ParseError> = std::result::Result<T, E>;
+
+/// Why a broker's body could not be parsed.
+///
+/// The JSON parser's message is the [`source`](std::error::Error::source) of
+/// [`InvalidJson`](ParseError::InvalidJson) and [`InvalidBody`](ParseError::InvalidBody), not
+/// part of their `Display`; [`ParseError::detailed`] gives both in one line.
+///
+/// ```
+/// use klutch_osb::parse::{self, JsonKind, ParseError};
+/// let e = parse::catalog(b"[]").unwrap_err();
+/// assert!(matches!(e, ParseError::NotAnObject { found: JsonKind::Array }));
+/// assert_eq!(e.to_string(), "expected a JSON object, got an array");
+/// let e = parse::last_operation(br#"{"state": "in_progress"}"#).unwrap_err();
+/// assert_eq!(e.detailed(), r#"unknown state "in_progress""#);
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// The body is empty (or whitespace) where a JSON object is required.
+    #[error("empty body, expected a JSON object")]
+    Empty,
+    /// The body is valid JSON but not an object.
+    #[error("expected a JSON object, got {found}")]
+    NotAnObject {
+        /// What the body is instead.
+        found: JsonKind,
+    },
+    /// The body is not JSON at all.
+    #[error("invalid JSON")]
+    InvalidJson {
+        /// The JSON parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The body is (or starts like) a JSON object but does not have the expected fields and
+    /// types, or breaks off.
+    #[error("invalid body")]
+    InvalidBody {
+        /// The JSON parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A last_operation `state` that is none of `in progress`, `succeeded`, `failed`.
+    #[error("unknown state {state:?}")]
+    UnknownState {
+        /// The state (at most 100 bytes of it).
+        state: String,
+    },
+    /// A last_operation body without a string `state`.
+    #[error("missing state")]
+    MissingState,
+}
+
+impl ParseError {
+    /// The message with the JSON parser's message appended (`invalid body: missing field
+    /// \`services\` at line 1 column 2`): what [`crate::Error::Decode`] shows.
+    pub fn detailed(&self) -> String {
+        let mut s = self.to_string();
+        let mut cur = std::error::Error::source(self);
+        while let Some(e) = cur {
+            s.push_str(": ");
+            s.push_str(&e.to_string());
+            cur = e.source();
+        }
+        s
+    }
+}
+
+/// The kind of a JSON value, as named in parse errors (`an array`, `null`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JsonKind {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool,
+    /// A number.
+    Number,
+    /// A string.
+    String,
+    /// An array.
+    Array,
+    /// An object.
+    Object,
+}
+
+impl JsonKind {
+    /// The kind of `v`.
+    pub fn of(v: &Value) -> Self {
+        match v {
+            Value::Null => JsonKind::Null,
+            Value::Bool(_) => JsonKind::Bool,
+            Value::Number(_) => JsonKind::Number,
+            Value::String(_) => JsonKind::String,
+            Value::Array(_) => JsonKind::Array,
+            Value::Object(_) => JsonKind::Object,
+        }
+    }
+}
+
+impl fmt::Display for JsonKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JsonKind::Null => "null",
+            JsonKind::Bool => "a boolean",
+            JsonKind::Number => "a number",
+            JsonKind::String => "a string",
+            JsonKind::Array => "an array",
+            JsonKind::Object => "an object",
+        })
+    }
+}
+
+/// The start of `body`, at most `max` bytes, lossily decoded as UTF-8.
+pub(crate) fn excerpt(body: &[u8], max: usize) -> String {
+    let cut = &body[..body.len().min(max)];
+    String::from_utf8_lossy(cut).into_owned()
+}
 
 /// The fields of an error body (spec 5.1); all optional.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -50,7 +172,7 @@ pub fn is_empty_body(body: &[u8]) -> bool {
 
 /// Parses a body where the spec expects an object whose fields are all optional: empty,
 /// `null` and `""` give the default value.
-pub fn lenient<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, String> {
+pub fn lenient<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T> {
     if is_empty_body(body) {
         Ok(T::default())
     } else {
@@ -59,22 +181,24 @@ pub fn lenient<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, String> 
 }
 
 /// Parses a body that must be a JSON object (serde would also accept an array for a struct).
-pub fn object<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+pub fn object<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     let t = body.trim_ascii_start();
     if !t.starts_with(b"{") {
         return Err(match t.first() {
-            None => "empty body, expected a JSON object".to_owned(),
+            None => ParseError::Empty,
             Some(_) => match serde_json::from_slice::<Value>(t) {
-                Ok(v) => format!("expected a JSON object, got {}", kind_of(&v)),
-                Err(e) => format!("invalid JSON: {e}"),
+                Ok(v) => ParseError::NotAnObject {
+                    found: JsonKind::of(&v),
+                },
+                Err(source) => ParseError::InvalidJson { source },
             },
         });
     }
-    serde_json::from_slice(t).map_err(|e| format!("invalid body: {e}"))
+    serde_json::from_slice(t).map_err(|source| ParseError::InvalidBody { source })
 }
 
 /// Parses a catalog body (a JSON object with `services`).
-pub fn catalog(body: &[u8]) -> Result<Catalog, String> {
+pub fn catalog(body: &[u8]) -> Result<Catalog> {
     object(body)
 }
 
@@ -108,37 +232,39 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 }
 
 /// Parses a provision/update/delete/bind 202 (or sync instance) body leniently.
-pub fn operation_body(body: &[u8]) -> Result<OperationBody, String> {
+pub fn operation_body(body: &[u8]) -> Result<OperationBody> {
     lenient(body)
 }
 
 /// Parses a binding body (bind 200/201, fetch binding).
-pub fn binding(body: &[u8]) -> Result<BindingBody, String> {
+pub fn binding(body: &[u8]) -> Result<BindingBody> {
     lenient(body)
 }
 
 /// Parses a fetched instance.
-pub fn instance(body: &[u8]) -> Result<InstanceBody, String> {
+pub fn instance(body: &[u8]) -> Result<InstanceBody> {
     lenient(body)
 }
 
 /// Parses a last_operation 200 body; `Err` carries why it is not a valid state.
-pub fn last_operation(body: &[u8]) -> Result<LastOperation, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+pub fn last_operation(body: &[u8]) -> Result<LastOperation> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|source| ParseError::InvalidJson { source })?;
     let Value::Object(m) = v else {
-        return Err(format!("expected a JSON object, got {}", kind_of(&v)));
+        return Err(ParseError::NotAnObject {
+            found: JsonKind::of(&v),
+        });
     };
     let state = match m.get("state").and_then(Value::as_str) {
         Some("in progress") => OperationState::InProgress,
         Some("succeeded") => OperationState::Succeeded,
         Some("failed") => OperationState::Failed,
         Some(other) => {
-            return Err(format!(
-                "unknown state {:?}",
-                crate::error::excerpt(other.as_bytes(), 100)
-            ));
+            return Err(ParseError::UnknownState {
+                state: excerpt(other.as_bytes(), 100),
+            });
         }
-        None => return Err("missing state".to_owned()),
+        None => return Err(ParseError::MissingState),
     };
     Ok(LastOperation {
         state,
@@ -149,17 +275,6 @@ pub fn last_operation(body: &[u8]) -> Result<LastOperation, String> {
         instance_usable: m.get("instance_usable").and_then(Value::as_bool),
         update_repeatable: m.get("update_repeatable").and_then(Value::as_bool),
     })
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Parses a `Retry-After` value (delta-seconds or an HTTP-date in any of the three RFC 7231
@@ -192,7 +307,7 @@ pub(crate) fn ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::E
             Value::Number(n) => Ok(n.to_string()),
             other => Err(E::custom(format!(
                 "a port must be a string or a number, got {}",
-                kind_of(&other)
+                JsonKind::of(&other)
             ))),
         }
     }

@@ -297,54 +297,68 @@ impl Poller {
     pub async fn poll_once(&self, target: &PollTarget, attempt: u32) -> Result<PollStep> {
         let mut opts = CallOptions::new();
         opts.timeout = self.config.request_timeout;
-        let raw = self
+        let kind = target.kind;
+        let answer = self
             .client
-            .raw_last_operation(
+            .last_operation(
                 &target.instance_id,
                 target.binding_id.as_deref(),
                 &target.query,
                 &opts,
+                |a| {
+                    Ok(Some(match a.status() {
+                        200 => {
+                            let retry_after = a.retry_after();
+                            let outcome = match a.try_parse(parse::last_operation) {
+                                Ok(lo) => match lo.state {
+                                    OperationState::InProgress => PollOutcome::InProgress {
+                                        description: lo.description,
+                                        retry_after,
+                                    },
+                                    OperationState::Succeeded => PollOutcome::Succeeded {
+                                        description: lo.description,
+                                    },
+                                    OperationState::Failed => PollOutcome::Failed {
+                                        description: lo.description,
+                                        instance_usable: lo.instance_usable.unwrap_or(true),
+                                        update_repeatable: lo.update_repeatable.unwrap_or(true),
+                                    },
+                                },
+                                Err(e) => PollOutcome::Invalid {
+                                    reason: e.detailed(),
+                                },
+                            };
+                            (outcome, retry_after)
+                        }
+                        410 if kind.is_delete() => (PollOutcome::Gone, None),
+                        410 => (
+                            PollOutcome::Invalid {
+                                reason: "410 Gone while polling a create or update".into(),
+                            },
+                            None,
+                        ),
+                        404 => (PollOutcome::NotFound, None),
+                        // Errors that stop polling.
+                        400 | 401 | 412 => return Ok(None),
+                        s => (
+                            PollOutcome::Invalid {
+                                reason: format!("HTTP {s}"),
+                            },
+                            None,
+                        ),
+                    }))
+                },
             )
             .await;
-        let mut retry_after = None;
-        let outcome = match raw {
-            Err(e @ (Error::Connect { .. } | Error::Timeout { .. } | Error::Transport { .. })) => {
+        let (outcome, retry_after) = match answer {
+            Err(e @ (Error::Connect { .. } | Error::Timeout { .. } | Error::Transport { .. })) => (
                 PollOutcome::Invalid {
                     reason: format!("{e}"),
-                }
-            }
+                },
+                None,
+            ),
             Err(e) => return Err(e),
-            Ok(raw) => match raw.status.as_u16() {
-                200 => {
-                    retry_after = raw.retry_after();
-                    match parse::last_operation(&raw.body) {
-                        Ok(lo) => match lo.state {
-                            OperationState::InProgress => PollOutcome::InProgress {
-                                description: lo.description,
-                                retry_after,
-                            },
-                            OperationState::Succeeded => PollOutcome::Succeeded {
-                                description: lo.description,
-                            },
-                            OperationState::Failed => PollOutcome::Failed {
-                                description: lo.description,
-                                instance_usable: lo.instance_usable.unwrap_or(true),
-                                update_repeatable: lo.update_repeatable.unwrap_or(true),
-                            },
-                        },
-                        Err(reason) => PollOutcome::Invalid { reason },
-                    }
-                }
-                410 if target.kind.is_delete() => PollOutcome::Gone,
-                410 => PollOutcome::Invalid {
-                    reason: "410 Gone while polling a create or update".into(),
-                },
-                404 => PollOutcome::NotFound,
-                400 | 401 | 412 => return Err(raw.error()),
-                s => PollOutcome::Invalid {
-                    reason: format!("HTTP {s}"),
-                },
-            },
+            Ok(reply) => reply.outcome,
         };
         let next_delay = self.config.next_delay(attempt, retry_after);
         Ok(PollStep {

@@ -10,7 +10,7 @@ use klutch_osb::{
 };
 use serde::Serialize;
 
-use common::{Rec, client, server};
+use common::{Rec, client, rec, server};
 
 #[derive(Serialize)]
 struct Step {
@@ -40,7 +40,7 @@ async fn run_all(version: ApiVersion) -> Vec<Step> {
             let r = $call.await;
             let reqs = server.received_requests().await.unwrap_or_default();
             let request = if reqs.len() > seen {
-                Some(Rec::from(&reqs[reqs.len() - 1]))
+                Some(rec(&reqs[reqs.len() - 1]))
             } else {
                 None
             };

@@ -8,14 +8,23 @@
 //! This release provides:
 //!
 //! - [`api`]: the `klutch.anynines.com/v1alpha1` kinds as Rust types, wire compatible with
-//!   Klutch v1.5, and their CRDs.
+//!   Klutch v1.5, their CRDs and the identifiers of the bind protocol ([`api::ids`]).
 //! - [`sync`]: sans-IO decisions of a sync agent (clean copies, namespace mapping, isolation,
-//!   claim selection and ownership, spec/status/deletion planning, identifiers).
-//! - [`deploy`]: manifests generated from Rust, e.g. the konnector's Deployment and RBAC.
+//!   claim selection and ownership, spec/status/deletion planning).
+//! - [`deploy`]: manifests generated from Rust: the konnector's and the example backend's
+//!   Deployments and RBAC.
 //! - [`tls`]: the one place where the process-wide rustls crypto provider is chosen. Every klutch
 //!   binary and test calls [`tls::install_crypto_provider`] first.
 //! - `backend` (cargo feature `backend`): the binding-backend SDK: the `BindingBackend` trait,
-//!   the bind protocol server, OIDC login, binding spaces, RBAC and the provider controllers.
+//!   the bind protocol server, OIDC login, binding spaces, RBAC and the provider controllers;
+//!   with only the feature `client`, `backend::client`: the protocol client `kubectl bind` uses.
+//! - `konnector` (cargo feature `konnector`): the konnector engine, the sync agent of an app
+//!   cluster behind a builder (`Konnector::builder`), with the resource and claimed-resource
+//!   syncers, provider connections, heartbeat, kubeconfig rotation, metrics and Events.
+//! - [`runtime`] (cargo feature `runtime`; `duration` and `signals` always): what every binary
+//!   shares: leader election on a Lease with health state, the `/healthz` + `/metrics` server,
+//!   logging, signals, Go-style durations, the request-counting client layer, the TLS listener
+//!   and HTTP metrics.
 //! - `crossplane` (cargo feature `crossplane`): a Crossplane managed-resource runtime, the
 //!   counterpart of crossplane-runtime's managed reconciler: the `Managed` trait, the
 //!   reconciler generic over a provider's state, management and deletion policies,
@@ -31,11 +40,14 @@
 pub use kube;
 
 pub mod api;
-#[cfg(feature = "backend")]
+#[cfg(feature = "client")]
 pub mod backend;
 #[cfg(feature = "crossplane")]
 pub mod crossplane;
 pub mod deploy;
+#[cfg(feature = "konnector")]
+pub mod konnector;
+pub mod runtime;
 pub mod sync;
 pub mod tls;
 

@@ -5,8 +5,9 @@
 
 mod backend_common;
 
-use backend_common::{Browser, PASSWORD, eventually, fixture, form_action, tenant_client};
+use backend_common::{PASSWORD, eventually, fixture, tenant_client};
 use klutch_sdk::api::wire::BindingResponse;
+use klutch_sdk::testenv::browser::{Browser, form_action};
 
 async fn post(
     http: &reqwest::Client,
@@ -24,8 +25,8 @@ async fn post(
 
 /// The user's side: open the verification page, type the code, log in at Dex.
 async fn approve_at_dex(issuer: &str, verification_uri: &str, user_code: &str, email: &str) {
-    let mut b = Browser::new("http://backend.invalid");
-    let page = b.get(verification_uri).await;
+    let mut b = Browser::new().unwrap();
+    let page = b.get(verification_uri).await.unwrap();
     assert_eq!(page.status, 200, "{}", page.body);
     let action = url::Url::parse(verification_uri)
         .unwrap()
@@ -33,22 +34,19 @@ async fn approve_at_dex(issuer: &str, verification_uri: &str, user_code: &str, e
         .unwrap();
     let mut page = b
         .post_form(action.as_str(), &[("user_code", user_code)])
-        .await;
+        .await
+        .unwrap();
     for _ in 0..20 {
         if let Some(mut loc) = page.location.clone() {
             // The test environment registers Dex's device callback as the relative
             // `/device/callback`, which this Dex redirects to literally, outside its `/dex`
             // prefix; a browser would hit the same path. Resolve it under the issuer, where
             // Dex serves it.
-            let raw = page
-                .headers
-                .get("location")
-                .and_then(|l| l.to_str().ok())
-                .unwrap_or_default();
+            let raw = page.raw_location().unwrap_or_default();
             if raw.starts_with("/device/callback") {
                 loc = format!("{issuer}{raw}");
             }
-            page = b.get(&loc).await;
+            page = b.get(&loc).await.unwrap();
             continue;
         }
         assert_eq!(page.status, 200, "{}: {}", page.url, page.body);
@@ -64,7 +62,8 @@ async fn approve_at_dex(issuer: &str, verification_uri: &str, user_code: &str, e
             .unwrap();
         page = b
             .post_form(action.as_str(), &[("login", email), ("password", PASSWORD)])
-            .await;
+            .await
+            .unwrap();
     }
     panic!("Dex never reached /device/callback");
 }

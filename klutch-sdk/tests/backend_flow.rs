@@ -5,7 +5,7 @@ mod backend_common;
 
 use std::time::Duration;
 
-use backend_common::{Browser, Fixture, browser_bind, eventually, fixture, tenant_client};
+use backend_common::{Fixture, browser_bind, eventually, fixture, tenant_client};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use klutch_sdk::api::export_request::ExportRequestPhase;
@@ -13,19 +13,13 @@ use klutch_sdk::api::wellknown::{IDENTITY_ANNOTATION, SOURCE_SPEC_HASH_ANNOTATIO
 use klutch_sdk::api::{
     APIServiceExport, APIServiceExportRequest, APIServiceNamespace, ClusterBinding,
 };
+use klutch_sdk::testenv::browser::Browser;
+use klutch_sdk::testenv::fixtures::TestCrd;
 use kube::ResourceExt as _;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 
 fn request_of(response: &klutch_sdk::api::wire::BindingResponse) -> APIServiceExportRequest {
-    let r = &response.requests[0];
-    APIServiceExportRequest {
-        metadata: ObjectMeta {
-            name: r.metadata.name.clone(),
-            ..ObjectMeta::default()
-        },
-        spec: r.spec.clone(),
-        status: None,
-    }
+    response.requests[0].to_export_request()
 }
 
 async fn wait_phase(
@@ -45,8 +39,8 @@ async fn wait_phase(
 #[tokio::test]
 async fn export_serves_the_binding_provider() {
     let f = fixture().await;
-    let mut b = Browser::new(&f.base);
-    let page = b.get(&format!("{}/export", f.base)).await;
+    let mut b = Browser::new().unwrap();
+    let page = b.get(&format!("{}/export", f.base)).await.unwrap();
     assert_eq!(page.status, 200);
     let mut doc: serde_json::Value = serde_json::from_str(&page.body).unwrap();
     assert_eq!(
@@ -62,7 +56,7 @@ async fn export_serves_the_binding_provider() {
         .unwrap()
         .replace(&f.base, "http://<backend>");
     insta::assert_snapshot!("binding_provider", text);
-    let health = b.get(&format!("{}/healthz", f.base)).await;
+    let health = b.get(&format!("{}/healthz", f.base)).await.unwrap();
     assert_eq!((health.status, health.body.as_str()), (200, "ok"));
 }
 
@@ -307,7 +301,10 @@ async fn requests_for_unoffered_resources_fail_terminally() {
     // A CRD without a template.
     klutch_sdk::testenv::install_crd(
         &admin,
-        &backend_common::mangodb_crd("hidden.example.com", "secrets2", "Secret2", "Namespaced"),
+        &TestCrd::new("hidden.example.com", "secrets2", "Secret2")
+            .status_subresource()
+            .tier()
+            .build(),
     )
     .await
     .unwrap();
@@ -352,7 +349,10 @@ async fn exports_follow_crd_changes_and_deletion() {
     let crds = Api::<CustomResourceDefinition>::all(admin.clone());
     klutch_sdk::testenv::install_crd(
         &admin,
-        &backend_common::mangodb_crd("refresh.example.com", "gadgets", "Gadget", "Namespaced"),
+        &TestCrd::new("refresh.example.com", "gadgets", "Gadget")
+            .status_subresource()
+            .tier()
+            .build(),
     )
     .await
     .unwrap();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
-use backend_common::{Browser, fixture, query_param};
+use backend_common::fixture;
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Namespace;
 use klutch_sdk::api::wire::{decode_base64, encode_base64_url};
@@ -20,6 +20,7 @@ use klutch_sdk::backend::{
     BindingSpaceConfig, BindingSpaces, ExternalCluster, OidcAuthenticator, OidcConfig, Server,
     ServerConfig, SessionKeys, TemplateBackend, TemplateBackendConfig,
 };
+use klutch_sdk::testenv::browser::{Browser, query_param};
 use kube::api::{Api, ListParams};
 use ring::signature::KeyPair as _;
 
@@ -37,15 +38,22 @@ async fn spaces_of(client: &kube::Client, identity: &str) -> usize {
 
 /// `/authorize` and the Dex login for a fresh sid; returns the browser and the callback URL.
 async fn login_until_callback(base: &str, email: &str, cid: &str) -> (Browser, String, String) {
-    let mut b = Browser::new(base);
+    let mut b = Browser::new().unwrap();
     let sid = klutch_sdk::backend::state::random_token(22);
     let start = b
         .get(&format!("{base}/authorize?p=40000&s={sid}&c={cid}"))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(start.status, 302, "{}", start.body);
     let callback = b
-        .login_at_dex(start, email, &format!("{base}/callback"))
-        .await;
+        .login_at_dex(
+            start,
+            email,
+            backend_common::PASSWORD,
+            &format!("{base}/callback"),
+        )
+        .await
+        .unwrap();
     (b, callback, sid)
 }
 
@@ -67,7 +75,7 @@ async fn tampered_state_replayed_callbacks_and_tampered_cookies_are_refused() {
         .clear()
         .append_pair("code", &code)
         .append_pair("state", &forged);
-    let page = b.get(url.as_str()).await;
+    let page = b.get(url.as_str()).await.unwrap();
     assert_eq!(page.status, 400, "{}", page.body);
     assert_eq!(page.body, "state signature is invalid");
     assert!(page.headers.get("set-cookie").is_none());
@@ -78,28 +86,29 @@ async fn tampered_state_replayed_callbacks_and_tampered_cookies_are_refused() {
     );
     let page = b
         .get(&format!("{}/callback?code={code}&state={upstream}", f.base))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(page.status, 400, "{}", page.body);
 
     // The genuine callback from another browser (no pending-login cookie) is refused...
-    let mut other = Browser::new(&f.base);
-    let page = other.get(&callback).await;
+    let mut other = Browser::new().unwrap();
+    let page = other.get(&callback).await.unwrap();
     assert_eq!(page.status, 400, "{}", page.body);
     assert!(page.body.contains("no login in progress"), "{}", page.body);
     // ...while the browser that started the login gets in, once.
-    let pending_cookies = b.cookies.clone();
-    let ok = b.get(&callback).await;
+    let pending_cookies = b.cookies(&f.base).unwrap();
+    let ok = b.get(&callback).await.unwrap();
     assert_eq!(ok.status, 302, "{}", ok.body);
-    let replay = b.get(&callback).await;
+    let replay = b.get(&callback).await.unwrap();
     assert_eq!(
         replay.status, 400,
         "replay in the same browser: {}",
         replay.body
     );
     // A replay carrying the old pending cookie reaches the IdP, which refuses the spent code.
-    let mut thief = Browser::new(&f.base);
-    thief.cookies = pending_cookies;
-    let replay = thief.get(&callback).await;
+    let mut thief = Browser::new().unwrap();
+    thief.set_cookies(&f.base, pending_cookies).unwrap();
+    let replay = thief.get(&callback).await.unwrap();
     assert_eq!(
         replay.status, 401,
         "replay with stolen cookie: {}",
@@ -114,7 +123,8 @@ async fn tampered_state_replayed_callbacks_and_tampered_cookies_are_refused() {
             "{}/callback?error=access_denied&error_description=nope",
             f.base
         ))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(
         (page.status, page.body.as_str()),
         (400, "access_denied: nope")
@@ -122,37 +132,40 @@ async fn tampered_state_replayed_callbacks_and_tampered_cookies_are_refused() {
 
     // Tampered, moved and missing cookies: 401, and no binding space appears.
     let (mut b, callback, sid) = login_until_callback(&f.base, "bob@example.com", "cidSec2").await;
-    assert_eq!(b.get(&callback).await.status, 302);
+    assert_eq!(b.get(&callback).await.unwrap().status, 302);
     let name = format!("klutch-bind-{sid}");
-    let genuine = b.cookies[&name].clone();
+    let genuine = b.cookie(&f.base, &name).unwrap().unwrap();
     let mut bytes = genuine.clone().into_bytes();
     let i = bytes.len() / 2;
     bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-    b.cookies
-        .insert(name.clone(), String::from_utf8(bytes).unwrap());
+    b.set_cookie(&f.base, &name, &String::from_utf8(bytes).unwrap())
+        .unwrap();
     let bind = format!(
         "{}/bind?s={sid}&resource=mangodbs&group=mangodb.com",
         f.base
     );
     for url in [format!("{}/resources?s={sid}", f.base), bind.clone()] {
-        let page = b.get(&url).await;
+        let page = b.get(&url).await.unwrap();
         assert_eq!(page.status, 401, "{url}: {}", page.body);
     }
     // The genuine value under another sid's name does not open either.
-    let mut moved = Browser::new(&f.base);
+    let mut moved = Browser::new().unwrap();
     moved
-        .cookies
-        .insert("klutch-bind-othersid".into(), genuine.clone());
+        .set_cookie(&f.base, "klutch-bind-othersid", &genuine)
+        .unwrap();
     let page = moved
         .get(&format!(
             "{}/bind?s=othersid&resource=mangodbs&group=mangodb.com",
             f.base
         ))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(page.status, 401);
-    let page = Browser::new(&f.base)
+    let page = Browser::new()
+        .unwrap()
         .get(&format!("{}/resources?s={sid}", f.base))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(page.status, 401, "no cookie: {}", page.body);
     // Nothing was created for this cid (the genuine cookie still works afterwards).
     let claims_sub = {
@@ -171,13 +184,13 @@ async fn tampered_state_replayed_callbacks_and_tampered_cookies_are_refused() {
             .to_owned()
     };
     assert_eq!(spaces_of(&admin, &format!("{claims_sub}#cidSec2")).await, 0);
-    b.cookies.insert(name, genuine);
-    let page = b.get(&bind).await;
+    b.set_cookie(&f.base, &name, &genuine).unwrap();
+    let page = b.get(&bind).await.unwrap();
     assert_eq!(page.status, 302, "{}", page.body);
     assert_eq!(spaces_of(&admin, &format!("{claims_sub}#cidSec2")).await, 1);
 
     // Bad /authorize input.
-    let mut b = Browser::new(&f.base);
+    let mut b = Browser::new().unwrap();
     for (query, text) in [
         (
             "u=http://evil.example.com/callback&s=abc&c=def",
@@ -188,17 +201,21 @@ async fn tampered_state_replayed_callbacks_and_tampered_cookies_are_refused() {
         ("p=1234&s=a-b&c=def", "missing or invalid session id"),
         ("p=1234&s=abc", "missing or invalid cluster id"),
     ] {
-        let page = b.get(&format!("{}/authorize?{query}", f.base)).await;
+        let page = b
+            .get(&format!("{}/authorize?{query}", f.base))
+            .await
+            .unwrap();
         assert_eq!(page.status, 400, "{query}");
         assert!(page.body.contains(text), "{query}: {}", page.body);
     }
     // A resource without a template is refused before anything is created.
     let (mut b, callback, sid) =
         login_until_callback(&f.base, "carol@example.com", "cidSec3").await;
-    assert_eq!(b.get(&callback).await.status, 302);
+    assert_eq!(b.get(&callback).await.unwrap().status, 302);
     let page = b
         .get(&format!("{}/bind?s={sid}&resource=secrets&group=", f.base))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(page.status, 400, "{}", page.body);
 }
 
@@ -352,16 +369,17 @@ async fn forged_unsigned_expired_and_misdirected_id_tokens_are_refused() {
     let login = |mode: &'static str| {
         let base = base.clone();
         async move {
-            let mut b = Browser::new(&base);
+            let mut b = Browser::new().unwrap();
             let sid = klutch_sdk::backend::state::random_token(22);
             let start = b
                 .get(&format!("{base}/authorize?p=40000&s={sid}&c=cidFake"))
-                .await;
+                .await
+                .unwrap();
             assert_eq!(start.status, 302);
             // The mode travels as login_hint, which the fake IdP echoes as the code.
             let to_idp = format!("{}&login_hint={mode}", start.location.unwrap());
-            let back = b.get(&to_idp).await.location.unwrap();
-            (b.get(&back).await, b, sid)
+            let back = b.get(&to_idp).await.unwrap().location.unwrap();
+            (b.get(&back).await.unwrap(), b, sid)
         }
     };
     for mode in [
@@ -391,7 +409,8 @@ async fn forged_unsigned_expired_and_misdirected_id_tokens_are_refused() {
         .get(&format!(
             "{base}/bind?s={sid}&resource=mangodbs&group=mangodb.com"
         ))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(bound.status, 302, "{}", bound.body);
     assert_eq!(spaces_of(&admin, "mallory#cidFake").await, 1);
 }

@@ -7,8 +7,8 @@ use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use klutch_sdk::api::{APIServiceNamespace, APIServiceNamespaceStatus};
+use klutch_sdk::konnector::ResourceSyncer;
 use klutch_sdk::sync::naming::service_namespace;
-use klutch_sdk::sync::syncer::ResourceSyncer;
 use klutch_sdk::testenv::{TestEnv, install_crd};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ObjectMeta, Patch,

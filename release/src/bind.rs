@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use klutch_sdk::api::template::APIServiceSelector;
 use klutch_sdk::api::{APIServiceExportTemplate, APIServiceExportTemplateSpec, PermissionClaim};
+use klutch_sdk::deploy::backend;
 use serde_json::{Value, json};
 
 use crate::crossplane::CROSSPLANE_NAMESPACE;
@@ -117,12 +118,12 @@ pub const BACKEND_SETTINGS: [(&str, &str); 6] = [
     ("CONSUMER_SCOPE", "BACKEND_CONSUMER_SCOPE"),
 ];
 
-/// The backend's manifests as `example_backend::manifests` renders them for this release, with
+/// The backend's manifests as [`backend::manifests`] renders them for this release, with
 /// every setting read from the environment (`$(VAR)` is expanded by the kubelet from the
 /// container's environment, which the ConfigMap and Secret of `configure` provide).
 fn backend_manifests(opts: &Options) -> Vec<Value> {
     let from_env = |var: &str| format!("$({var})");
-    let mut objects = example_backend::manifests(&example_backend::ManifestOptions {
+    let mut objects = backend::manifests(&backend::ManifestOptions {
         namespace: BACKEND_NAMESPACE.into(),
         image: opts.image("example-backend"),
         replicas: 2,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 use klutch_sdk::api::export::{ClusterScopedIsolation, Scope};
+use klutch_sdk::runtime::logging::LogFormat;
 
 /// The reference Klutch binding backend.
 #[derive(Debug, Parser)]
@@ -142,15 +143,6 @@ pub enum Isolation {
     Namespaced,
     /// Not implemented by the konnector: refused.
     None,
-}
-
-/// `--log-format`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 fn non_empty(s: &str) -> Result<String, String> {

@@ -1,9 +1,9 @@
 //! `example-backend`: the reference Klutch binding backend, a thin binary over
 //! `klutch_sdk::backend` (OIDC + APIServiceExportTemplates). See `docs/backend.md`.
 
+// The flags' doc comments are their --help text, written for a terminal, not for rustdoc.
+#[allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
 mod cli;
-mod metrics;
-mod tls_listener;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,8 +15,9 @@ use klutch_sdk::backend::{
     BindingSpaceConfig, BindingSpaces, ExternalCluster, OidcAuthenticator, OidcConfig, Server,
     ServerConfig, TemplateBackend, TemplateBackendConfig,
 };
+use klutch_sdk::runtime::{client, health, http_metrics::HttpMetrics, logging, signals, tls};
 
-use crate::cli::{Cli, LogFormat};
+use crate::cli::Cli;
 
 /// What stops the backend.
 #[derive(Debug, thiserror::Error)]
@@ -30,21 +31,15 @@ enum Error {
         source: std::io::Error,
     },
     #[error("load the provider kubeconfig")]
-    Kubeconfig(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Kubeconfig(#[from] client::Error),
     #[error("set up OIDC")]
     Oidc(#[from] klutch_sdk::backend::oidc::Error),
     #[error("start the template catalogue (are the klutch CRDs installed?)")]
     Catalogue(#[source] kube::Error),
     #[error("TLS")]
-    Tls(#[from] tls_listener::Error),
-    #[error("listen on {addr}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("serve HTTP")]
-    Serve(#[source] std::io::Error),
+    Tls(#[from] tls::Error),
+    #[error("HTTP server")]
+    Http(#[from] health::Error),
     #[error("controllers")]
     Controllers(#[from] klutch_sdk::backend::controllers::Error),
 }
@@ -56,44 +51,21 @@ fn read(path: &std::path::Path) -> Result<String, Error> {
     })
 }
 
-fn init_logging(cli: &Cli) {
+fn init_logging(cli: &Cli) -> Result<(), logging::Error> {
     let level = match cli.verbosity {
         0 => "warn",
         1 | 2 => "info",
         3 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
-async fn kube_config(cli: &Cli) -> Result<kube::Config, Error> {
-    match &cli.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| Error::Kubeconfig(Box::new(e)))?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                .await
-                .map_err(|e| Error::Kubeconfig(Box::new(e)))
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| Error::Kubeconfig(Box::new(e))),
-    }
+    logging::Logging::new(level).format(cli.log_format).init()
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
     let (oidc, keys) = cli.validate()?;
-    let config = kube_config(&cli).await?;
-    let client =
-        kube::Client::try_from(config.clone()).map_err(|e| Error::Kubeconfig(Box::new(e)))?;
+    let config = client::load_config(cli.kubeconfig.as_deref()).await?;
+    let client = kube::Client::try_from(config.clone())
+        .map_err(|e| Error::Kubeconfig(client::Error::Build(e)))?;
     let mut external = ExternalCluster::from_kube_config(&config);
     if let Some(addr) = &cli.external_address {
         external.server = addr.clone();
@@ -139,17 +111,17 @@ async fn run(cli: Cli) -> Result<(), Error> {
     server_config.tls = cli.tls_cert_file.is_some();
     server_config.trust_forwarded_headers = cli.trust_forwarded_headers;
     server_config.allowed_redirect_hosts = cli.allowed_redirect_hosts.clone();
-    let metrics = metrics::Metrics::new();
-    let router = Server::new(backend.clone(), spaces, server_config)
-        .router()
-        .route(
-            "/metrics",
-            axum::routing::get(metrics::serve).with_state(metrics.clone()),
-        )
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            metrics::track,
-        ));
+    let mut registry = prometheus_client::registry::Registry::with_prefix("klutch_backend");
+    let metrics = HttpMetrics::register(&mut registry);
+    let router = metrics.instrument(
+        Server::new(backend.clone(), spaces, server_config)
+            .router()
+            .merge(
+                health::Endpoints::new()
+                    .registry(Arc::new(registry))
+                    .router(),
+            ),
+    );
 
     let identity = cli.lease_identity.clone().unwrap_or_else(|| {
         format!(
@@ -160,28 +132,17 @@ async fn run(cli: Cli) -> Result<(), Error> {
     let controllers = run_under_lease(client, backend, &cli.lease_namespace, &identity);
 
     let addr = cli.listen();
-    let tcp = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Listen { addr, source })?;
+    let server = health::Server::bind(addr).await?;
     tracing::info!(%addr, tls = cli.tls_cert_file.is_some(), version = env!("CARGO_PKG_VERSION"), "serving the bind protocol");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
     let serve = async {
         match (&cli.tls_cert_file, &cli.tls_key_file) {
             (Some(cert), Some(key)) => {
-                let listener =
-                    tls_listener::TlsListener::new(tcp, tls_listener::server_config(cert, key)?)
-                        .map_err(|source| Error::Listen { addr, source })?;
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                    .map_err(Error::Serve)
+                let config = tls::server_config(cert, key)?;
+                Ok(server
+                    .serve_tls(router, config, signals::shutdown())
+                    .await?)
             }
-            _ => axum::serve(tcp, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(Error::Serve),
+            _ => Ok(server.serve(router, signals::shutdown()).await?),
         }
     };
     tokio::select! {
@@ -193,7 +154,10 @@ async fn run(cli: Cli) -> Result<(), Error> {
 fn main() -> ExitCode {
     klutch_sdk::tls::install_crypto_provider();
     let cli = Cli::parse();
-    init_logging(&cli);
+    if let Err(e) = init_logging(&cli) {
+        eprintln!("example-backend: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

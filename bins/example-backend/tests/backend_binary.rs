@@ -35,7 +35,9 @@ async fn the_binary_serves_tls_metrics_and_takes_the_lease() {
     // The backend runs with exactly the RBAC of its generated manifests, not as admin.
     let identity = cluster.identity("example-backend", &[]).unwrap();
     identity.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
-    let manifests = example_backend::manifests(&example_backend::ManifestOptions::placeholders());
+    let manifests = klutch_sdk::deploy::backend::manifests(
+        &klutch_sdk::deploy::backend::ManifestOptions::placeholders(),
+    );
     for m in manifests
         .iter()
         .filter(|m| m["kind"] == "ClusterRole" || m["kind"] == "ClusterRoleBinding")

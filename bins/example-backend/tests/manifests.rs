@@ -2,8 +2,10 @@
 
 #[test]
 fn manifests_with_placeholders() {
-    let yaml =
-        example_backend::manifests_yaml(&example_backend::ManifestOptions::placeholders()).unwrap();
+    let yaml = klutch_sdk::deploy::backend::manifests_yaml(
+        &klutch_sdk::deploy::backend::ManifestOptions::placeholders(),
+    )
+    .unwrap();
     for var in [
         "${IMAGE}",
         "${OIDC_ISSUER_URL}",

@@ -19,6 +19,7 @@ use klutch_sdk::backend::{
     BindingSpaceConfig, BindingSpaces, ExternalCluster, OidcAuthenticator, OidcConfig, Server,
     ServerConfig, SessionKeys, TemplateBackend, TemplateBackendConfig,
 };
+use klutch_sdk::konnector::Konnector;
 use klutch_sdk::testenv::browser::Browser;
 use klutch_sdk::testenv::{
     Binaries, DexClient, DexConfig, DexUser, TestEnv, free_port, install_crd,
@@ -197,18 +198,9 @@ pub async fn run(demo: Demo) -> Result<(), BoxError> {
     tokio::spawn(async move { run_under_lease(controllers, backend, "default", "demo").await });
     note(format!("backend   {backend_url}/export"));
 
-    let konnector_cli = <konnector::Cli as clap::Parser>::parse_from([
-        "konnector".as_ref(),
-        "--kubeconfig".as_ref(),
-        app_kubeconfig.as_os_str(),
-        "--lease-namespace".as_ref(),
-        "default".as_ref(),
-        "--pod-name".as_ref(),
-        "demo".as_ref(),
-        "--healthz-address".as_ref(),
-        std::ffi::OsStr::new(&format!("127.0.0.1:{}", free_port()?)),
-    ]);
-    let konnector = tokio::spawn(konnector::run(konnector_cli));
+    let konnector = Konnector::builder(app.clone()).events(Some("demo")).build();
+    konnector.install_crd().await?;
+    let konnector = tokio::spawn(konnector.run(std::future::pending()));
     note("konnector watching the app cluster");
 
     step(4, "kubectl bind the API into the app cluster");

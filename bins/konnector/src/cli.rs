@@ -3,16 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+use clap::Parser;
+use klutch_sdk::runtime::duration;
+use klutch_sdk::runtime::logging::LogFormat;
 
 /// The Klutch sync agent that runs in an app cluster.
 #[derive(Clone, Debug, Parser)]
@@ -83,31 +76,12 @@ pub struct Cli {
 
     /// How long a provider connection may take to list its objects before its bindings report
     /// InformersSynced=False (InformerSyncTimeout).
-    #[arg(long, env = "KONNECTOR_INFORMER_SYNC_TIMEOUT", default_value = "150s", value_parser = parse_duration)]
+    #[arg(long, env = "KONNECTOR_INFORMER_SYNC_TIMEOUT", default_value = "150s", value_parser = duration::parse)]
     pub informer_sync_timeout: std::time::Duration,
 
     /// Interval of the ClusterBinding heartbeat (Klutch: 2.5 min; the reported interval stays 5m0s).
-    #[arg(long, env = "KONNECTOR_HEARTBEAT_PERIOD", default_value = "150s", value_parser = parse_duration, hide = true)]
+    #[arg(long, env = "KONNECTOR_HEARTBEAT_PERIOD", default_value = "150s", value_parser = duration::parse, hide = true)]
     pub heartbeat_period: std::time::Duration,
-}
-
-/// Parses `150s`, `2m`, `500ms` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("not a duration: {s:?} (use e.g. 150s, 2m, 500ms)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("unknown unit in {s:?} (use ms, s, m or h)")),
-    };
-    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 const LONG_ABOUT: &str = "The Klutch sync agent that runs in an app cluster.
@@ -124,17 +98,3 @@ replica that loses the Lease stops and exits non-zero. GET /healthz answers JSON
 Prometheus text, both on --healthz-address.
 
 See docs/konnector.md for conditions, metrics and the permissions it needs.";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("150s").unwrap().as_secs(), 150);
-        assert_eq!(parse_duration("2m").unwrap().as_secs(), 120);
-        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
-        assert_eq!(parse_duration("3").unwrap().as_secs(), 3);
-        assert!(parse_duration("3 fortnights").is_err());
-    }
-}

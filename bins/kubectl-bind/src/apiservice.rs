@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use klutch_sdk::api::claims::SecretKey;
 use klutch_sdk::api::conditions::{Condition, READY, Severity};
 use klutch_sdk::api::export_request::ExportRequestPhase;
+use klutch_sdk::api::naming::binding_name;
 use klutch_sdk::api::wellknown::{API_VERSION, CONSUMER_NAMESPACE, EXPORT_REQUEST_GENERATE_NAME};
 use klutch_sdk::api::{
     APIServiceBinding, APIServiceBindingSpec, APIServiceExportRequest, AcceptablePermissionClaim,
@@ -73,15 +74,6 @@ pub fn parse_manifest(text: &str) -> Result<APIServiceExportRequest> {
         ));
     }
     Ok(request)
-}
-
-/// `<resource>.<group>` (or `<resource>` in the core group).
-pub fn binding_name(group: &str, resource: &str) -> String {
-    if group.is_empty() {
-        resource.to_string()
-    } else {
-        format!("{resource}.{group}")
-    }
 }
 
 /// One binding to create or update.
@@ -391,7 +383,7 @@ pub async fn run(
         })?,
     };
     let planned = plan(io, client, request, remote, settings).await?;
-    crate::bind::ensure_namespace(io, client, undo).await?;
+    crate::namespace::ensure_namespace(io, client, undo).await?;
 
     let provider = provider_client(&remote.kubeconfig).await?;
     let requests: Api<APIServiceExportRequest> = Api::namespaced(provider.clone(), &namespace);

@@ -1,23 +1,22 @@
 //! `kubectl bind <url>` (spec §6.2): provider document, namespace `klutch-bind`, login (browser
 //! or device code), the provider kubeconfig Secret, then the `apiservice` step per request.
+//!
+//! The protocol itself is `klutch_sdk::backend::client`; this module is the terminal around it
+//! (progress, the browser, Ctrl-C, the timeout).
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use klutch_sdk::api::APIServiceExportRequest;
-use klutch_sdk::api::wellknown::CONSUMER_NAMESPACE;
-use klutch_sdk::api::wire::{APIServiceExportRequestResponse, BindingResponse};
-use klutch_sdk::sync::ids::cluster_id;
-use kube::api::{Api, PostParams};
-use rand::Rng as _;
+use klutch_sdk::api::ids::cluster_id;
+use klutch_sdk::api::wire::{APIServiceExportRequestResponse, BindingResponse, OAuth2DeviceGrant};
+use klutch_sdk::backend::client::callback::Listener;
+use klutch_sdk::backend::client::provider::{self, Provider};
+use klutch_sdk::backend::client::{device, login_url, new_session_id};
 
 use crate::apiservice::{self, Remote, Settings};
-use crate::callback::Listener;
 use crate::cli::OutputFormat;
 use crate::error::{Error, Result};
 use crate::io::Io;
-use crate::provider::{self, Provider};
+use crate::namespace::ensure_namespace;
 use crate::secret;
 use crate::undo::Undo;
 
@@ -34,94 +33,6 @@ pub struct Options {
     pub dry_run: Option<OutputFormat>,
     /// The apiservice settings (timeout, konnector, consent).
     pub settings: Settings,
-}
-
-/// A new session id: 32 characters from a CSPRNG, `[A-Za-z0-9]` (spec §3.9).
-pub fn new_session_id() -> String {
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect()
-}
-
-/// `<authenticatedURL>?p=<port>&s=<sid>&c=<cid>`, keeping any query the URL already has.
-pub fn login_url(authenticated_url: &str, port: u16, sid: &str, cid: &str) -> Result<String> {
-    let mut url = url::Url::parse(authenticated_url).map_err(|e| Error::NoLoginMethod {
-        url: authenticated_url.into(),
-        reason: format!("authenticatedURL is not a URL: {e}"),
-    })?;
-    url.query_pairs_mut()
-        .append_pair("p", &port.to_string())
-        .append_pair("s", sid)
-        .append_pair("c", cid);
-    Ok(url.into())
-}
-
-/// Creates `klutch-bind` if missing; returns its UID.
-pub async fn ensure_namespace(
-    io: &mut Io,
-    client: &kube::Client,
-    undo: &mut Undo,
-) -> Result<String> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let mut existing = namespaces
-        .get_opt(CONSUMER_NAMESPACE)
-        .await
-        .map_err(Error::kube("read namespace klutch-bind"))?;
-    if existing
-        .as_ref()
-        .is_some_and(|ns| ns.metadata.deletion_timestamp.is_some())
-    {
-        // A namespace being deleted (e.g. by an earlier, rolled-back run) cannot take new
-        // objects: wait until it is gone, then create it again.
-        io.progress_part("⏳ Waiting for namespace klutch-bind to finish terminating");
-        let started = tokio::time::Instant::now();
-        while existing.is_some() {
-            if started.elapsed() > Duration::from_secs(120) {
-                io.progress("");
-                return Err(Error::Usage(
-                    "namespace klutch-bind is still terminating after 2 minutes; check what blocks its deletion (kubectl get ns klutch-bind -o yaml)".into(),
-                ));
-            }
-            tokio::select! {
-                () = io.cancel.cancelled() => return Err(Error::Interrupted),
-                () = tokio::time::sleep(Duration::from_secs(1)) => io.progress_part("."),
-            }
-            existing = namespaces
-                .get_opt(CONSUMER_NAMESPACE)
-                .await
-                .map_err(Error::kube("read namespace klutch-bind"))?;
-        }
-        io.progress("");
-    }
-    let namespace = match existing {
-        Some(ns) => ns,
-        None => {
-            let ns = Namespace {
-                metadata: ObjectMeta {
-                    name: Some(CONSUMER_NAMESPACE.into()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            };
-            let created = namespaces
-                .create(&PostParams::default(), &ns)
-                .await
-                .map_err(Error::kube("create namespace klutch-bind"))?;
-            undo.created(
-                kube::api::ApiResource::erase::<Namespace>(&()),
-                None,
-                CONSUMER_NAMESPACE,
-            );
-            io.progress(format!("📦 Created {CONSUMER_NAMESPACE} namespace."));
-            created
-        }
-    };
-    namespace.metadata.uid.ok_or_else(|| Error::Kubeconfig {
-        what: "namespace klutch-bind".into(),
-        reason: "has no UID".into(),
-    })
 }
 
 async fn browser_login(
@@ -154,7 +65,7 @@ async fn browser_login(
     let deadline = started + timeout;
     let result = loop {
         tokio::select! {
-            outcome = listener.next() => break outcome,
+            outcome = listener.next() => break outcome.map_err(Error::from),
             () = io.cancel.cancelled() => break Err(Error::Interrupted),
             () = tokio::time::sleep_until(deadline) => break Err(Error::LoginTimeout(timeout)),
             () = tokio::time::sleep(Duration::from_secs(1)) => {
@@ -190,10 +101,37 @@ pub fn render_requests(
     Ok(out)
 }
 
-fn to_request(response: &APIServiceExportRequestResponse) -> APIServiceExportRequest {
-    let mut request = APIServiceExportRequest::new("", response.spec.clone());
-    request.metadata.name = response.metadata.name.clone();
-    request
+/// The device login (`--non-interactive`): the code for the user on stderr, then polling until
+/// the login, and the bind of `resource`.
+async fn device_login(
+    io: &mut Io,
+    http: &reqwest::Client,
+    grant: &OAuth2DeviceGrant,
+    sid: &str,
+    cid: &str,
+    resource: &str,
+    timeout: Duration,
+) -> Result<BindingResponse> {
+    let authorization = device::start(http, grant, sid, cid).await?;
+    io.progress(format!(
+        "\nTo authenticate, visit {} and enter the code\n\n\t{}\n",
+        authorization.verification_uri, authorization.user_code
+    ));
+    let complete = authorization
+        .verification_uri_complete
+        .clone()
+        .unwrap_or_else(|| authorization.verification_uri.clone());
+    if authorization.verification_uri_complete.is_some() {
+        io.progress(format!("or open\n\n\t{complete}\n"));
+    }
+    if let Some(tx) = &io.login_urls {
+        let _ = tx.send(complete);
+    }
+    let session = tokio::select! {
+        () = io.cancel.cancelled() => return Err(Error::Interrupted),
+        session = device::wait_for_session(http, grant, &authorization, sid, timeout) => session?,
+    };
+    Ok(device::bind(http, grant, &session, resource).await?)
 }
 
 /// Runs the whole flow. The caller rolls `undo` back on error.
@@ -205,10 +143,15 @@ pub async fn run(
     undo: &mut Undo,
 ) -> Result<()> {
     let provider = provider::fetch(http, &options.url).await?;
-    if let Some(warning) = &provider.version_warning {
-        io.warn(warning);
+    if let Some(reason) = &provider.version_warning {
+        // Go CLIs refuse such providers; ours warns, because the protocol itself is checked by
+        // `apiVersion` and klutch's own components may carry low version numbers.
+        io.warn(format!(
+            "⚠️ {reason}; Klutch's own kubectl-bind would refuse it, continuing"
+        ));
     }
-    if options.device_resource.is_some() && provider.device_grant.is_none() {
+    let device_grant = provider.document.device_grant();
+    if options.device_resource.is_some() && device_grant.is_none() {
         return Err(Error::NoLoginMethod {
             url: options.url.clone(),
             reason: "the provider offers no device login (OAuth2DeviceGrant) for --non-interactive"
@@ -219,9 +162,9 @@ pub async fn run(
     let cid = cluster_id(&uid);
     let sid = new_session_id();
     let timeout = options.settings.timeout;
-    let response = match (&options.device_resource, &provider.device_grant) {
+    let response = match (&options.device_resource, device_grant) {
         (Some(resource), Some(grant)) => {
-            crate::device::login(io, http, grant, &sid, &cid, resource, timeout).await?
+            device_login(io, http, grant, &sid, &cid, resource, timeout).await?
         }
         _ => browser_login(io, &provider, &sid, &cid, options.open_browser, timeout).await?,
     };
@@ -256,7 +199,7 @@ pub async fn run(
         apiservice::run(
             io,
             client,
-            &to_request(request),
+            &request.to_export_request(),
             &remote,
             &options.settings,
             undo,
@@ -264,31 +207,4 @@ pub async fn run(
         .await?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn session_ids_are_long_and_alphanumeric() {
-        let a = new_session_id();
-        let b = new_session_id();
-        assert_eq!(a.len(), 32);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
-        assert_ne!(a, b);
-    }
-
-    #[test]
-    fn the_login_url_carries_port_session_and_cluster() {
-        assert_eq!(
-            login_url("https://bind.example.com/authorize", 53121, "aB3", "Qw7Lm2").unwrap(),
-            "https://bind.example.com/authorize?p=53121&s=aB3&c=Qw7Lm2"
-        );
-        assert_eq!(
-            login_url("https://b/authorize?x=1", 1, "s", "c").unwrap(),
-            "https://b/authorize?x=1&p=1&s=s&c=c"
-        );
-        assert!(login_url("not a url", 1, "s", "c").is_err());
-    }
 }

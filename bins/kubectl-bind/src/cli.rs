@@ -178,7 +178,7 @@ pub struct CommonFlags {
     pub accept_claims: Option<String>,
 
     /// How long to wait for the login and for the export request, e.g. 90s, 10m.
-    #[arg(long, env = "KUBECTL_BIND_TIMEOUT", default_value = "10m", value_parser = parse_duration,
+    #[arg(long, env = "KUBECTL_BIND_TIMEOUT", default_value = "10m", value_parser = klutch_sdk::runtime::duration::parse,
           value_name = "DURATION")]
     pub timeout: Duration,
 
@@ -255,65 +255,9 @@ pub struct KubeFlags {
     pub verbosity: Option<u8>,
 }
 
-/// Parses `90s`, `10m`, `1h30m`, `500ms` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err("empty duration".into());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(format!(
-                "invalid duration {text:?}: expected e.g. 90s, 10m or 1h30m"
-            ));
-        }
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        total += match unit {
-            "ms" => Duration::from_millis(number),
-            "s" => Duration::from_secs(number),
-            "m" => Duration::from_secs(number * 60),
-            "h" => Duration::from_secs(number * 3600),
-            _ => {
-                return Err(format!(
-                    "invalid duration {text:?}: unit {unit:?} is not one of ms, s, m, h"
-                ));
-            }
-        };
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_like_kubectl() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("10x").unwrap_err().contains("unit"));
-        assert!(parse_duration("m").is_err());
-    }
 
     #[test]
     fn a_url_and_subcommands_parse() {

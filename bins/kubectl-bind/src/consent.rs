@@ -1,6 +1,7 @@
 //! Consent per permission claim (spec §6.4): the prompt text, `--accept-claims`, and the
 //! decision stored on the APIServiceBinding.
 
+use klutch_sdk::api::naming::group_resource_name;
 use klutch_sdk::api::{AcceptablePermissionClaim, ClaimOwner, ClaimState, PermissionClaim};
 
 use crate::error::{Error, Result};
@@ -53,22 +54,16 @@ impl AcceptClaims {
             AcceptClaims::All => true,
             AcceptClaims::None => false,
             AcceptClaims::Only(items) => items.iter().any(|item| {
-                let resource = &claim.group_resource.resource;
-                let group = &claim.group_resource.group;
-                item == resource || (!group.is_empty() && *item == format!("{resource}.{group}"))
+                *item == claim.group_resource.resource
+                    || *item == group_resource_name(&claim.group_resource)
             }),
         }
     }
 }
 
-/// `<resource>` or `<resource>.<group>`.
+/// `<resource>` or `<resource>.<group>` (the binding-name rule of `klutch_sdk::api::naming`).
 pub fn claim_name(claim: &PermissionClaim) -> String {
-    let gr = &claim.group_resource;
-    if gr.group.is_empty() {
-        gr.resource.clone()
-    } else {
-        format!("{}.{}", gr.resource, gr.group)
-    }
+    group_resource_name(&claim.group_resource)
 }
 
 /// The consent text of one claim, as Klutch words it plus the selectors (ours), ending with the

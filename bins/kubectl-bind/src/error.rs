@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use klutch_sdk::backend::client::Error as ClientError;
+
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -189,16 +191,68 @@ impl Error {
 }
 
 /// The error and its causes on one line, for a terminal.
-pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
+pub use klutch_sdk::backend::client::one_line;
+
+impl From<ClientError> for Error {
+    /// The protocol client's errors, with this CLI's advice and exit codes.
+    fn from(err: ClientError) -> Self {
+        match err {
+            ClientError::InvalidUrl(message) => Error::Usage(message),
+            ClientError::ProviderUnreachable { url, reason } => {
+                Error::ProviderUnreachable { url, reason }
+            }
+            ClientError::NotAProvider { url, reason } => Error::NotAProvider { url, reason },
+            ClientError::ProtocolVersion { url, reason } => Error::ProtocolVersion { url, reason },
+            ClientError::NoLoginMethod { url, reason } => Error::NoLoginMethod { url, reason },
+            ClientError::LoginTimeout(waited) => Error::LoginTimeout(waited),
+            ClientError::LoginFailed(message) => Error::LoginFailed(message),
+            ClientError::WrongSession { expected, got } => Error::WrongSession { expected, got },
+            ClientError::BadResponse(source) => Error::BadResponse(source),
+            ClientError::NotOffered { resource, offered } => Error::Usage(format!(
+                "the provider offers no {resource}; --resource must be one of: {}",
+                if offered.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    offered.join(", ")
+                }
+            )),
+            ClientError::Io { op, source } => Error::Io { op, source },
+            ClientError::Device(message) => Error::Device(message),
+            other => Error::Device(one_line(&other)),
         }
-        source = cause.source();
     }
-    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use klutch_sdk::backend::client::provider;
+
+    #[test]
+    fn protocol_errors_keep_their_exit_codes() {
+        let err: Error = provider::parse("https://b/export", 404, "text/plain", b"not found")
+            .unwrap_err()
+            .into();
+        assert!(matches!(err, Error::NotAProvider { .. }), "{err}");
+        assert_eq!(err.exit_code(), 3);
+        let err: Error = ClientError::WrongSession {
+            expected: "abc".into(),
+            got: "other".into(),
+        }
+        .into();
+        assert!(matches!(err, Error::WrongSession { .. }), "{err}");
+        assert_eq!(err.exit_code(), 4);
+        let err: Error = provider::validate_url("ftp://b/export").unwrap_err().into();
+        assert_eq!(err.exit_code(), 2);
+        let err: Error = ClientError::NotOffered {
+            resource: "widgets.example.com".into(),
+            offered: vec!["mangodbs.mangodb.com".into()],
+        }
+        .into();
+        assert_eq!(
+            err.to_string(),
+            "the provider offers no widgets.example.com; --resource must be one of: mangodbs.mangodb.com"
+        );
+        assert_eq!(err.exit_code(), 2);
+    }
 }

@@ -1,5 +1,9 @@
 //! `kubectl bind`: bind an API from a Klutch control plane into this cluster.
 //!
+//! The bind protocol (provider document, browser callback, device login) is
+//! `klutch_sdk::backend::client`; this crate is the command line around it: flags, prompts and
+//! consent, tables, the konnector install, and undo on failure.
+//!
 //! The binary is a thin wrapper around [`run`], so tests and tools can drive the whole CLI
 //! in-process: give it arguments and an [`Io`] (buffers instead of the terminal, a channel that
 //! receives the login URL, a cancellation token instead of Ctrl-C) and get the exit code.
@@ -22,15 +26,13 @@
 
 pub mod apiservice;
 pub mod bind;
-pub mod callback;
 pub mod cli;
 pub mod consent;
-pub mod device;
 pub mod error;
 pub mod io;
 pub mod konnector;
 pub mod kubeconfig;
-pub mod provider;
+pub mod namespace;
 pub mod secret;
 pub mod table;
 pub mod undo;
@@ -164,7 +166,7 @@ async fn dispatch(cli: Cli, io: &mut Io) -> Result<()> {
                     "pass the provider's export URL (kubectl bind https://…/export) or a subcommand; see kubectl bind --help".into(),
                 ));
             };
-            provider::validate_url(&url)?;
+            klutch_sdk::backend::client::provider::validate_url(&url)?;
             let options = bind::Options {
                 url,
                 open_browser: cli.bind.open_browser,

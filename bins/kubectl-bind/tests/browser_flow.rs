@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use common::{Verdict, backend_controller, fixture, io};
 use klutch_sdk::api::APIServiceBinding;
 use klutch_sdk::api::wire::encode_base64_url;
+use klutch_sdk::testenv::browser::Browser;
 use kube::api::Api;
 
 /// How the fake backend behaves.
@@ -263,8 +264,8 @@ fn args(f: &common::Fixture, url: &str, extra: &[&str]) -> Vec<String> {
 
 /// Opens the login URL like a browser (following redirects) and returns the final page.
 async fn browse(url: &str) -> (u16, String) {
-    let response = reqwest::Client::new().get(url).send().await.unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+    let page = Browser::new().unwrap().open(url).await.unwrap();
+    (page.status, page.body)
 }
 
 #[tokio::test]
@@ -295,7 +296,7 @@ async fn bind_logs_in_through_the_browser_and_binds() {
     );
     let (status, page) = browse(&login).await;
     assert_eq!(status, 200);
-    assert_eq!(page, kubectl_bind::callback::SUCCESS_PAGE);
+    assert_eq!(page, klutch_sdk::backend::client::callback::SUCCESS_PAGE);
     assert_eq!(run.await.unwrap(), 0, "{}", err.contents());
     let mut filters = common::filters();
     filters.push((r"http://127\.0\.0\.1:\d+", "http://127.0.0.1:[PORT]"));

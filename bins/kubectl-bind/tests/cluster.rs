@@ -484,7 +484,7 @@ async fn conflicts_and_missing_consent_are_found_before_anything_is_written() {
     // An existing binding from another provider.
     let (mut setup, _, _) = io("v1.6.0", "");
     let mut undo = kubectl_bind::undo::Undo::new(f.app.clone());
-    kubectl_bind::bind::ensure_namespace(&mut setup, &f.app, &mut undo)
+    kubectl_bind::namespace::ensure_namespace(&mut setup, &f.app, &mut undo)
         .await
         .unwrap();
     let other = String::from_utf8(f.provider_kubeconfig.clone())
@@ -522,15 +522,9 @@ async fn conflicts_and_missing_consent_are_found_before_anything_is_written() {
         .unwrap();
 
     // A CRD of that name that no binding owns.
-    let crd: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "mangodbs.mangodb.com"},
-        "spec": {"group": "mangodb.com", "scope": "Namespaced",
-                 "names": {"plural": "mangodbs", "singular": "mangodb", "kind": "MangoDB"},
-                 "versions": [{"name": "v1", "served": true, "storage": true,
-                               "schema": {"openAPIV3Schema": {"type": "object"}}}]}
-    }))
-    .unwrap();
+    let crd = klutch_sdk::testenv::fixtures::TestCrd::mangodb()
+        .version("v1")
+        .build();
     klutch_sdk::testenv::install_crd(&f.app, &crd)
         .await
         .unwrap();
@@ -556,7 +550,7 @@ async fn apiservice_reads_the_kubeconfig_from_a_secret_and_the_manifest_from_std
     let _backend = backend_controller(f.provider.clone(), &f.cluster_ns, Verdict::Succeed);
     let (mut setup, _, _) = io("v1.6.0", "");
     let mut undo = kubectl_bind::undo::Undo::new(f.app.clone());
-    kubectl_bind::bind::ensure_namespace(&mut setup, &f.app, &mut undo)
+    kubectl_bind::namespace::ensure_namespace(&mut setup, &f.app, &mut undo)
         .await
         .unwrap();
     let stored =

@@ -16,6 +16,7 @@ use klutch_sdk::backend::{
     BindingSpaceConfig, BindingSpaces, ExternalCluster, OidcAuthenticator, OidcConfig, Server,
     ServerConfig, SessionKeys, TemplateBackend, TemplateBackendConfig,
 };
+use klutch_sdk::konnector::Konnector;
 use klutch_sdk::testenv::browser::Browser;
 use klutch_sdk::testenv::{DexClient, DexConfig, DexUser, TestEnv, free_port, install_crd};
 use kube::api::{Api, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
@@ -143,22 +144,16 @@ async fn bind_an_api_and_sync_an_object_both_ways() {
         .unwrap();
     start_backend(&env, port).await;
 
-    // The konnector, run locally against the app cluster (it installs its binding CRD itself).
-    let konnector_kubeconfig = env["app"].kubeconfig_path().to_owned();
-    let healthz = format!("127.0.0.1:{}", free_port().unwrap());
+    // The konnector engine, run locally against the app cluster (it installs its binding CRD
+    // itself).
+    let konnector_app = app.clone();
     let konnector = tokio::spawn(async move {
-        let cli = <konnector::cli::Cli as clap::Parser>::parse_from([
-            "konnector".as_ref(),
-            "--kubeconfig".as_ref(),
-            konnector_kubeconfig.as_os_str(),
-            "--lease-namespace".as_ref(),
-            "default".as_ref(),
-            "--pod-name".as_ref(),
-            "e2e-konnector".as_ref(),
-            "--healthz-address".as_ref(),
-            std::ffi::OsStr::new(&healthz),
-        ]);
-        konnector::run(cli).await
+        let konnector = Konnector::builder(konnector_app)
+            .events(Some("e2e-konnector"))
+            .build();
+        konnector.install_crd().await?;
+        konnector.run(std::future::pending()).await;
+        Ok::<(), klutch_sdk::konnector::Error>(())
     });
 
     // kubectl bind <url>, consenting to the claims non-interactively.

@@ -1,48 +1,17 @@
 //! Helpers shared by the wiremock tests.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::BTreeMap;
-
+use klutch_osb::testing::server::WireRequest;
 use serde::Serialize;
-use serde_json::Value;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 /// A request as pinned in snapshots.
-#[derive(Debug, Serialize)]
-pub struct Rec {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    pub headers: BTreeMap<String, String>,
-    pub body: Option<Value>,
-}
+pub type Rec = WireRequest;
 
-impl From<&Request> for Rec {
-    fn from(r: &Request) -> Self {
-        let headers = r
-            .headers
-            .iter()
-            .filter(|(k, _)| k.as_str() != "host")
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        Rec {
-            method: r.method.to_string(),
-            path: r.url.path().to_owned(),
-            query: r.url.query().map(str::to_owned),
-            headers,
-            body: if r.body.is_empty() {
-                None
-            } else {
-                Some(serde_json::from_slice(&r.body).expect("request bodies are JSON"))
-            },
-        }
-    }
+/// The snapshot record of a request wiremock received.
+pub fn rec(r: &Request) -> Rec {
+    WireRequest::new(&r.method, &r.url, &r.headers, &r.body).expect("request bodies are JSON")
 }
 
 /// A server answering every request with `status` and a raw `body`.
@@ -64,7 +33,7 @@ pub async fn requests(server: &MockServer) -> Vec<Rec> {
         .await
         .expect("recording on")
         .iter()
-        .map(Rec::from)
+        .map(rec)
         .collect()
 }
 

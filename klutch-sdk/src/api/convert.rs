@@ -173,7 +173,7 @@ pub fn source_spec_hash(spec: &APIServiceExportSpec) -> String {
         "versions": spec.versions,
     });
     let digest = Sha224::digest(part.to_string().as_bytes());
-    crate::sync::ids::base62(&digest)
+    crate::api::ids::base62(&digest)
 }
 
 /// The consumer CRD for an export, named like it (`<plural>.<group>`), with no conversion webhook

@@ -2,15 +2,27 @@
 //! base64 codec they use.
 //!
 //! - `GET /export` answers a [`BindingProvider`];
+//! - `GET /resources` with `Accept: application/json` answers a [`Catalogue`];
 //! - `/bind` redirects to the CLI with `response=<base64url(JSON BindingResponse)>`, which
-//!   carries a kubeconfig and one [`APIServiceExportRequestResponse`].
+//!   carries a kubeconfig and one [`APIServiceExportRequestResponse`] (or answers the
+//!   [`BindingResponse`] as JSON to a device-flow client);
+//! - the device flow (our extension, advertised as [`OAuth2DeviceGrant`]): `POST
+//!   /device/authorize` answers a [`DeviceAuthorizationResponse`], `POST /device/token` a
+//!   [`DeviceSession`] or an [`OAuthError`].
+//!
+//! The backend's server (`klutch_sdk::backend::server`) writes these documents and the protocol
+//! client (`klutch_sdk::backend::client`) reads them: both use these types.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use serde::{Deserialize, Serialize};
 
-use super::export_request::APIServiceExportRequestSpec;
+use super::export::Scope;
+use super::export_request::{APIServiceExportRequest, APIServiceExportRequestSpec};
 use super::wellknown;
+
+/// The `method` of the device-grant entry of [`BindingProvider::authentication_methods`].
+pub const OAUTH2_DEVICE_GRANT: &str = "OAuth2DeviceGrant";
 
 /// What a base64 or JSON document of the protocol failed on.
 #[derive(Debug, thiserror::Error)]
@@ -86,11 +98,39 @@ pub fn decode_base64(input: &str, what: &'static str) -> Result<Vec<u8>> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticationMethod {
-    /// `OAuth2CodeGrant`.
+    /// `OAuth2CodeGrant` or [`OAUTH2_DEVICE_GRANT`].
     pub method: String,
     /// Details of the code grant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2_code_grant: Option<OAuth2CodeGrant>,
+    /// Details of the device grant (our extension; Klutch's CLIs skip the entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2_device_grant: Option<OAuth2DeviceGrant>,
+}
+
+impl AuthenticationMethod {
+    /// The device-grant entry of a backend reachable at `base` (`scheme://host`):
+    /// `<base>/device/authorize` and `<base>/device/token`.
+    ///
+    /// ```
+    /// let method = klutch_sdk::api::wire::AuthenticationMethod::device_grant("https://b");
+    /// assert_eq!(
+    ///     serde_json::to_value(&method).unwrap(),
+    ///     serde_json::json!({"method": "OAuth2DeviceGrant", "oauth2DeviceGrant": {
+    ///         "deviceAuthorizationURL": "https://b/device/authorize",
+    ///         "tokenURL": "https://b/device/token"}})
+    /// );
+    /// ```
+    pub fn device_grant(base: &str) -> Self {
+        AuthenticationMethod {
+            method: OAUTH2_DEVICE_GRANT.into(),
+            oauth2_code_grant: None,
+            oauth2_device_grant: Some(OAuth2DeviceGrant {
+                device_authorization_url: format!("{base}/device/authorize"),
+                token_url: format!("{base}/device/token"),
+            }),
+        }
+    }
 }
 
 /// Where the code grant starts.
@@ -99,6 +139,20 @@ pub struct OAuth2CodeGrant {
     /// The backend's `/authorize` URL.
     #[serde(rename = "authenticatedURL")]
     pub authenticated_url: String,
+}
+
+/// Where the device-authorization login starts (our extension of the protocol, see
+/// `docs/kubectl-bind.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuth2DeviceGrant {
+    /// `POST` here to start: form fields `s` (sid) and `c` (cid); answers a
+    /// [`DeviceAuthorizationResponse`].
+    #[serde(rename = "deviceAuthorizationURL")]
+    pub device_authorization_url: String,
+    /// `POST` here to poll: form field `device_code`; answers a [`DeviceSession`] or an
+    /// [`OAuthError`].
+    #[serde(rename = "tokenURL")]
+    pub token_url: String,
 }
 
 /// The document `GET /export` serves.
@@ -130,6 +184,7 @@ impl BindingProvider {
                 oauth2_code_grant: Some(OAuth2CodeGrant {
                     authenticated_url: authorize_url.into(),
                 }),
+                oauth2_device_grant: None,
             }],
         }
     }
@@ -167,6 +222,110 @@ impl BindingProvider {
             .iter()
             .find(|m| m.method == wellknown::OAUTH2_CODE_GRANT)
             .and_then(|m| m.oauth2_code_grant.as_ref())
+    }
+
+    /// The first device-grant method, if any.
+    pub fn device_grant(&self) -> Option<&OAuth2DeviceGrant> {
+        self.authentication_methods
+            .iter()
+            .find(|m| m.method == OAUTH2_DEVICE_GRANT)
+            .and_then(|m| m.oauth2_device_grant.as_ref())
+    }
+}
+
+/// One bindable API in the [`Catalogue`] of `/resources`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueEntry {
+    /// The API group.
+    pub group: String,
+    /// The plural resource name.
+    pub resource: String,
+    /// The served versions.
+    pub versions: Vec<String>,
+    /// The CRD's scope.
+    pub scope: Scope,
+    /// Display name.
+    pub name: String,
+}
+
+/// `/resources` as JSON (`Accept: application/json`): what the logged-in user may bind.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalogue {
+    /// The offered APIs, sorted as the catalogue shows them.
+    pub resources: Vec<CatalogueEntry>,
+}
+
+impl Catalogue {
+    /// The binding names (`<resource>.<group>`, see [`super::naming`]) of the offered APIs.
+    pub fn binding_names(&self) -> Vec<String> {
+        self.resources
+            .iter()
+            .map(|r| super::naming::binding_name(&r.group, &r.resource))
+            .collect()
+    }
+}
+
+/// `POST /device/authorize`'s answer (RFC 8628 §3.2): the device code is sealed by the backend
+/// and binds the IdP's code, `sid`, `cid` and the expiry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAuthorizationResponse {
+    /// Opaque; sent back when polling.
+    pub device_code: String,
+    /// The code the user types.
+    pub user_code: String,
+    /// Where the user goes.
+    pub verification_uri: String,
+    /// The same with the code filled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_uri_complete: Option<String>,
+    /// Seconds until the codes expire.
+    pub expires_in: u64,
+    /// Seconds between polls (5 when absent, as RFC 8628 says).
+    #[serde(default = "five")]
+    pub interval: u64,
+}
+
+fn five() -> u64 {
+    5
+}
+
+/// `POST /device/token`'s success answer: the login session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSession {
+    /// Value of the login cookie `klutch-bind-<sid>` (for `/resources` and `/bind`).
+    pub session: String,
+    /// The session id.
+    pub sid: String,
+    /// Seconds the session lives.
+    #[serde(default)]
+    pub expires_in: u64,
+}
+
+impl DeviceSession {
+    /// The `Cookie` header value that carries this session.
+    pub fn cookie(&self) -> String {
+        format!("{}{}={}", wellknown::COOKIE_PREFIX, self.sid, self.session)
+    }
+}
+
+/// An OAuth 2.0 error answer (RFC 6749 §5.2, RFC 8628 §3.5) of `POST /device/token`:
+/// `authorization_pending`, `slow_down`, `expired_token`, `access_denied`, `invalid_grant`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthError {
+    /// The error code.
+    pub error: String,
+    /// Human text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+impl OAuthError {
+    /// An error with a description.
+    pub fn new(error: &str, description: &str) -> Self {
+        OAuthError {
+            error: error.into(),
+            error_description: Some(description.into()),
+        }
     }
 }
 
@@ -211,6 +370,15 @@ pub struct APIServiceExportRequestResponse {
     /// Always `{}`.
     #[serde(default)]
     pub status: serde_json::Map<String, serde_json::Value>,
+}
+
+impl APIServiceExportRequestResponse {
+    /// The APIServiceExportRequest to create on the provider: this name and spec, no namespace.
+    pub fn to_export_request(&self) -> APIServiceExportRequest {
+        let mut request = APIServiceExportRequest::new("", self.spec.clone());
+        request.metadata.name = self.metadata.name.clone();
+        request
+    }
 }
 
 /// The result of `/bind`, delivered to the CLI's callback as `response=<base64url(JSON)>`.
@@ -407,5 +575,60 @@ mod tests {
             BindingProvider::from_json(b"<html>"),
             Err(Error::Json { .. })
         ));
+    }
+
+    #[test]
+    fn device_grant_documents_keep_their_wire_form() {
+        let mut provider = BindingProvider::oauth2("p", "v1.6.0", "https://b/authorize");
+        assert!(provider.device_grant().is_none());
+        provider
+            .authentication_methods
+            .push(AuthenticationMethod::device_grant("https://b"));
+        let json = serde_json::to_value(&provider).unwrap();
+        assert_eq!(
+            json["authenticationMethods"][0],
+            serde_json::json!({"method": "OAuth2CodeGrant",
+                "oauth2CodeGrant": {"authenticatedURL": "https://b/authorize"}})
+        );
+        let parsed = BindingProvider::from_json(json.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            parsed.device_grant().unwrap().token_url,
+            "https://b/device/token"
+        );
+
+        let started: DeviceAuthorizationResponse = serde_json::from_str(
+            r#"{"device_code":"d","user_code":"ABCD-EFGH","verification_uri":"https://idp/device","expires_in":600}"#,
+        )
+        .unwrap();
+        assert_eq!(started.interval, 5);
+        let json = serde_json::to_value(&started).unwrap();
+        assert!(json.get("verification_uri_complete").is_none());
+        let session = DeviceSession {
+            session: "v".into(),
+            sid: "s".into(),
+            expires_in: 3600,
+        };
+        assert_eq!(session.cookie(), "klutch-bind-s=v");
+        assert_eq!(
+            serde_json::to_value(OAuthError::new("slow_down", "poll more slowly")).unwrap(),
+            serde_json::json!({"error": "slow_down", "error_description": "poll more slowly"})
+        );
+        let catalogue: Catalogue = serde_json::from_str(
+            r#"{"resources":[{"group":"mangodb.com","resource":"mangodbs","versions":["v1"],"scope":"Namespaced","name":"mangodb"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(catalogue.binding_names(), ["mangodbs.mangodb.com"]);
+    }
+
+    #[test]
+    fn a_requests_response_becomes_the_request_to_create() {
+        let doc: BindingResponse = serde_json::from_str(SPEC_EXAMPLE).unwrap();
+        let request = doc.requests[0].to_export_request();
+        assert_eq!(
+            request.metadata.name.as_deref(),
+            Some("servicebindings.anynines.com")
+        );
+        assert!(request.metadata.namespace.is_none() && request.status.is_none());
+        assert_eq!(request.spec, doc.requests[0].spec);
     }
 }

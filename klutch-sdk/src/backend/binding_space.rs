@@ -163,7 +163,7 @@ impl std::fmt::Debug for BindingSpaces {
 
 /// The label value for an identity.
 pub fn identity_hash(identity: &str) -> String {
-    crate::sync::ids::base62(&Sha224::digest(identity.as_bytes()))
+    crate::api::ids::base62(&Sha224::digest(identity.as_bytes()))
 }
 
 /// The kubeconfig YAML: one cluster, context and user, each named `default`.

@@ -11,6 +11,7 @@ use crate::api::APIServiceExportSpec;
 use crate::api::PermissionClaim;
 use crate::api::export::Scope;
 use crate::api::export_request::ExportRequestResource;
+use crate::api::wire::CatalogueEntry;
 use crate::sync::naming;
 
 use super::binding_space::BindingSpace;
@@ -213,9 +214,21 @@ impl Offering {
         }
     }
 
-    /// `<plural>.<group>`: the name of the CRD, the export and the binding.
+    /// `<plural>.<group>` ([`naming::binding_name`](crate::api::naming::binding_name)): the
+    /// name of the CRD, the export and the binding.
     pub fn export_name(&self) -> String {
-        format!("{}.{}", self.resource, self.group)
+        crate::api::naming::binding_name(&self.group, &self.resource)
+    }
+
+    /// This offering as the JSON catalogue of `/resources` shows it (without the claims).
+    pub fn catalogue_entry(&self) -> CatalogueEntry {
+        CatalogueEntry {
+            group: self.group.clone(),
+            resource: self.resource.clone(),
+            versions: self.versions.clone(),
+            scope: self.scope,
+            name: self.name.clone(),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The binding-backend SDK (cargo feature `backend`): everything a Klutch-compatible backend
-//! needs except the two decisions that make one backend differ from another.
+//! needs except the two decisions that make one backend differ from another — and, with only
+//! the feature `client`, the [`client`] side of the same protocol that `kubectl bind` uses.
 //!
 //! A backend implements [`BindingBackend`] (what a user may bind and how an export looks) with an
 //! [`Authenticator`] (who the user is). The SDK supplies the rest:
@@ -14,30 +15,79 @@
 //!   one identity and consumer cluster; [`rbac`]: the provider RBAC as desired state;
 //! - [`controllers`]: ClusterBinding health and RBAC, APIServiceExportRequest → APIServiceExport,
 //!   export refresh from CRDs, APIServiceNamespace → service namespace, run under a Lease;
-//! - [`templates`]: the reference backend, driven by APIServiceExportTemplates.
+//! - [`templates`]: the reference backend, driven by APIServiceExportTemplates;
+//! - [`client`]: fetching the provider document, the localhost callback and the device login,
+//!   on the same wire types ([`crate::api::wire`]) the server answers with.
+//!
+//! Most backends need only the [`prelude`]:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use klutch_sdk::backend::prelude::*;
+//!
+//! # async fn wire<B: BindingBackend>(backend: Arc<B>, client: kube::Client, config: kube::Config)
+//! # -> Result<(), Box<dyn std::error::Error>> {
+//! let spaces = BindingSpaceConfig::new("My Provider", ExternalCluster::from_kube_config(&config));
+//! let spaces = Arc::new(BindingSpaces::new(client, spaces));
+//! let router = Server::new(backend, spaces, ServerConfig::new(SessionKeys::generate())).router();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, router).await?;
+//! # Ok(()) }
+//! ```
 //!
 //! `examples/custom_backend.rs` in the repository is a complete backend with static-token
 //! authentication built on this module; `docs/backend.md` describes the design.
 
+#[cfg(feature = "backend")]
 pub mod binding_space;
+pub mod client;
+#[cfg(feature = "backend")]
 pub mod contract;
+#[cfg(feature = "backend")]
 pub mod controllers;
-pub mod device;
+#[cfg(feature = "backend")]
 pub mod keys;
+#[cfg(feature = "backend")]
 pub mod oidc;
+#[cfg(feature = "backend")]
 pub mod rbac;
-pub mod resources_page;
+#[cfg(feature = "backend")]
 pub mod server;
+#[cfg(feature = "backend")]
 pub mod session;
+#[cfg(feature = "backend")]
 pub mod state;
+#[cfg(feature = "backend")]
 pub mod templates;
 
+#[cfg(feature = "backend")]
 pub use binding_space::{BindingSpace, BindingSpaceConfig, BindingSpaces, ExternalCluster};
+#[cfg(feature = "backend")]
 pub use contract::{
     AuthError, Authenticator, BindingBackend, DeviceAuthorization, DevicePoll, ExportSpecError,
     LoginStart, Offering, VerifiedIdentity,
 };
+#[cfg(feature = "backend")]
 pub use keys::SessionKeys;
+#[cfg(feature = "backend")]
 pub use oidc::{OidcAuthenticator, OidcConfig};
+#[cfg(feature = "backend")]
 pub use server::{Server, ServerConfig};
+#[cfg(feature = "backend")]
 pub use templates::{TemplateBackend, TemplateBackendConfig};
+
+/// What a backend author needs in scope: the two traits and their types, the server, binding
+/// spaces, session keys, and the OIDC authenticator.
+#[cfg(feature = "backend")]
+pub mod prelude {
+    pub use super::binding_space::{
+        BindingSpace, BindingSpaceConfig, BindingSpaces, ExternalCluster,
+    };
+    pub use super::contract::{
+        AuthError, Authenticator, BindingBackend, DeviceAuthorization, DevicePoll, ExportSpecError,
+        LoginStart, Offering, VerifiedIdentity,
+    };
+    pub use super::keys::SessionKeys;
+    pub use super::oidc::{OidcAuthenticator, OidcConfig};
+    pub use super::server::{Server, ServerConfig, escape_html};
+}

@@ -19,6 +19,7 @@ use super::contract::{Authenticator, BindingBackend, ExportSpecError, Offering, 
 use crate::api::convert::export_spec_from_crd;
 use crate::api::export::{ClusterScopedIsolation, Scope};
 use crate::api::export_request::ExportRequestResource;
+use crate::api::naming::binding_name;
 use crate::api::{APIServiceExportSpec, APIServiceExportTemplate};
 
 /// Settings of the reference backend.
@@ -165,7 +166,7 @@ impl<A: Authenticator> BindingBackend for TemplateBackend<A> {
         _cluster_ns: &str,
         resource: &ExportRequestResource,
     ) -> Result<APIServiceExportSpec, ExportSpecError> {
-        let name = format!("{}.{}", resource.resource, resource.group);
+        let name = binding_name(&resource.group, &resource.resource);
         let crd = Api::<CustomResourceDefinition>::all(self.client.clone())
             .get_opt(&name)
             .await

@@ -4,5 +4,9 @@
 //! applies them when it installs or upgrades the konnector, and a release bundle can render the
 //! same objects to YAML. Every object is a typed `k8s-openapi` value wrapped in
 //! [`Manifest`](konnector::Manifest), so callers can inspect it before applying it.
+//!
+//! [`backend`] builds the objects that run the reference binding backend (`example-backend`) on
+//! a provider cluster, as JSON values with `${VAR}` placeholders; the release bundles use them.
 
+pub mod backend;
 pub mod konnector;

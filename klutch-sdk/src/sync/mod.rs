@@ -1,23 +1,25 @@
-//! Sans-IO sync primitives: the decisions of a konnector-style agent that keeps objects of an app
-//! (consumer) cluster and the control-plane (provider) cluster in step, as pure functions with
-//! no clock and no API calls, so that they are tested with plain tables and reused by any agent.
+//! Sans-IO sync decisions: what a konnector-style agent that keeps objects of an app (consumer)
+//! cluster and the control-plane (provider) cluster in step copies, where, and with which owner,
+//! as pure functions with no clients, no clock and no runtime, so that they are tested with plain
+//! tables and reused by any agent. The agent that executes them (watches, writes, retries) is
+//! `klutch_sdk::konnector` (cargo feature `konnector`).
 //!
 //! - [`copy`]: the clean copy of an object for the other cluster and the minimal apply intent;
 //! - [`naming`]: namespace mapping through APIServiceNamespaces, service-namespace names and the
 //!   `Prefixed` isolation of cluster-scoped objects;
-//! - [`claimed`]: the claimed-resource plan and syncer (Secrets, ConfigMaps, owner semantics);
+//! - [`placement`]: where provider copies live per isolation mode, and which provider objects are
+//!   ours;
+//! - [`spec`]: what to do for one consumer object and its provider copy (spec up, status down,
+//!   deletion);
 //! - [`claims`]: which objects a permission claim selects, and who owns them;
-//! - [`spec`]: what to do for one consumer object and its provider copy (spec up, deletion);
-//! - [`placement`]: where provider copies live per isolation mode, and which provider objects are ours;
-//! - [`observe`]: hooks for metrics and Events;
-//! - [`ids`]: the cluster identifier derived from the `klutch-bind` namespace's UID.
+//! - [`claimed`]: the steps that mirror one claimed object (Secrets, ConfigMaps) in its owner's
+//!   direction.
+//!
+//! Identifiers (`base62`, the cluster id) are part of the API: [`crate::api::ids`].
 
 pub mod claimed;
 pub mod claims;
 pub mod copy;
-pub mod ids;
 pub mod naming;
-pub mod observe;
 pub mod placement;
 pub mod spec;
-pub mod syncer;

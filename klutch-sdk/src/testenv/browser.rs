@@ -1,7 +1,8 @@
 //! A scripted browser for the bind protocol's login step: an HTTP client that follows redirects
-//! one by one, keeps cookies per host, and fills Dex's login form — enough to drive
-//! `kubectl bind`'s browser step, a backend's `/authorize → Dex → /callback → /resources →
-//! /bind` flow, in tests and demos without a real browser.
+//! one by one, keeps cookies per host, and reads the few HTML elements the flow needs (forms, the
+//! catalogue's Bind links, hidden inputs) — enough to drive `kubectl bind`'s browser step, a
+//! backend's `/authorize → Dex → /callback → /resources → /bind` flow, and attacks on it, in tests
+//! and demos without a real browser. Every test of the workspace uses this one.
 //!
 //! ```no_run
 //! # async fn demo(login_url: &str) -> klutch_sdk::testenv::Result<()> {
@@ -19,14 +20,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{COOKIE, HeaderMap, LOCATION, SET_COOKIE};
 
 use super::error::{Error, Result};
 
 /// How many redirects and form posts one call follows before giving up.
 const MAX_STEPS: usize = 30;
 
-/// One response: status, resolved `Location`, body.
+/// One response: status, headers, resolved `Location`, body.
 #[derive(Clone, Debug)]
 pub struct Page {
     /// The URL that was requested.
@@ -35,31 +36,68 @@ pub struct Page {
     pub status: u16,
     /// The `Location` header resolved against [`Page::url`], if any.
     pub location: Option<String>,
+    /// The response headers (e.g. to check `Set-Cookie`).
+    pub headers: HeaderMap,
     /// The body as text.
     pub body: String,
 }
+
+impl Page {
+    /// The `Location` header exactly as the server sent it (relative or absolute).
+    pub fn raw_location(&self) -> Option<&str> {
+        self.headers.get(LOCATION).and_then(|l| l.to_str().ok())
+    }
+
+    /// Whether the answer is a redirect with a `Location`.
+    pub fn is_redirect(&self) -> bool {
+        (300..400).contains(&self.status) && self.location.is_some()
+    }
+}
+
+/// The cookies of one host, name → value.
+pub type CookieJar = BTreeMap<String, String>;
 
 /// A cookie-keeping HTTP client that never follows redirects on its own.
 #[derive(Clone, Debug)]
 pub struct Browser {
     http: reqwest::Client,
     /// Cookies per `host:port`.
-    cookies: BTreeMap<String, BTreeMap<String, String>>,
+    cookies: BTreeMap<String, CookieJar>,
 }
 
 impl Browser {
     /// A browser with an empty cookie jar (plain HTTP and TLS with the system roots).
     pub fn new() -> Result<Self> {
+        Self::build(None)
+    }
+
+    /// A browser that trusts only the CA certificates in `pem` for TLS (a test server's
+    /// self-signed certificate).
+    pub fn with_root_certificates(pem: &str) -> Result<Self> {
+        Self::build(Some(pem))
+    }
+
+    fn build(ca_pem: Option<&str>) -> Result<Self> {
         crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|source| Error::Http {
-                what: "build the browser's HTTP client".into(),
-                source,
-            })?;
+            // `/bind` may create a binding space: as long as kubectl-bind waits.
+            .timeout(Duration::from_secs(120));
+        if let Some(pem) = ca_pem {
+            let certs =
+                reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|source| {
+                    Error::Http {
+                        what: "load the browser's CA certificates".into(),
+                        source,
+                    }
+                })?;
+            builder = builder.tls_certs_only(certs);
+        }
+        let http = builder.build().map_err(|source| Error::Http {
+            what: "build the browser's HTTP client".into(),
+            source,
+        })?;
         Ok(Self {
             http,
             cookies: BTreeMap::new(),
@@ -76,6 +114,89 @@ impl Browser {
     pub async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> Result<Page> {
         let req = self.http.post(url).form(form);
         self.send(req, url).await
+    }
+
+    /// Follows `page`'s redirects until a page that is not one.
+    pub async fn follow(&mut self, mut page: Page) -> Result<Page> {
+        for _ in 0..MAX_STEPS {
+            match page.location.clone() {
+                Some(location) if page.is_redirect() => page = self.get(&location).await?,
+                _ => return Ok(page),
+            }
+        }
+        Err(Error::Browser(format!(
+            "more than {MAX_STEPS} redirects from {}",
+            page.url
+        )))
+    }
+
+    /// `GET url` and follow its redirects, like a browser opening a link.
+    pub async fn open(&mut self, url: &str) -> Result<Page> {
+        let page = self.get(url).await?;
+        self.follow(page).await
+    }
+
+    /// The cookies this browser holds for the host of `url`.
+    pub fn cookies(&self, url: &str) -> Result<CookieJar> {
+        Ok(self
+            .cookies
+            .get(&host_key(url)?)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// One cookie for the host of `url`.
+    pub fn cookie(&self, url: &str, name: &str) -> Result<Option<String>> {
+        Ok(self.cookies(url)?.remove(name))
+    }
+
+    /// Sets (or replaces) one cookie for the host of `url`, as a server's `Set-Cookie` would.
+    pub fn set_cookie(&mut self, url: &str, name: &str, value: &str) -> Result<()> {
+        self.cookies
+            .entry(host_key(url)?)
+            .or_default()
+            .insert(name.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    /// Replaces every cookie for the host of `url` (e.g. with another browser's, to replay them).
+    pub fn set_cookies(&mut self, url: &str, jar: CookieJar) -> Result<()> {
+        self.cookies.insert(host_key(url)?, jar);
+        Ok(())
+    }
+
+    /// Follows redirects from `page` and logs in at Dex's password form as `email`, until a
+    /// redirect points at a URL starting with `stop_prefix` (e.g. the backend's `/callback`);
+    /// returns that URL without requesting it.
+    pub async fn login_at_dex(
+        &mut self,
+        mut page: Page,
+        email: &str,
+        password: &str,
+        stop_prefix: &str,
+    ) -> Result<String> {
+        for _ in 0..MAX_STEPS {
+            if let Some(location) = page.location.clone() {
+                if location.starts_with(stop_prefix) {
+                    return Ok(location);
+                }
+                page = self.get(&location).await?;
+                continue;
+            }
+            if page.status != 200 {
+                return Err(status_error(&page, "the login at Dex"));
+            }
+            let action = form_action(&page.body).ok_or_else(|| {
+                Error::Browser(format!("no form on {}: {}", page.url, truncate(&page.body)))
+            })?;
+            let target = resolve(&page.url, &action)?;
+            page = self
+                .post_form(&target, &[("login", email), ("password", password)])
+                .await?;
+        }
+        Err(Error::Browser(format!(
+            "no redirect to {stop_prefix} after {MAX_STEPS} steps"
+        )))
     }
 
     /// The whole login-and-bind flow from a login URL (as `kubectl bind` prints it): follows
@@ -180,9 +301,26 @@ impl Browser {
             url: url.to_owned(),
             status,
             location,
+            headers,
             body,
         })
     }
+}
+
+/// The value of query parameter `name` of `url`, decoded.
+///
+/// ```
+/// use klutch_sdk::testenv::browser::query_param;
+/// let url = "http://localhost:1/callback?code=a%2Bb&state=s";
+/// assert_eq!(query_param(url, "code").as_deref(), Some("a+b"));
+/// assert_eq!(query_param(url, "nope"), None);
+/// ```
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 fn host_key(url: &str) -> Result<String> {
@@ -222,6 +360,35 @@ fn unescape(s: &str) -> String {
         .replace("&#34;", "\"")
 }
 
+/// Where `marker` (an attribute, `name="`…) first occurs after whitespace in `text`.
+fn find_attribute(text: &str, marker: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(found) = text[from..].find(marker) {
+        let at = from + found;
+        if text[..at].ends_with(char::is_whitespace) {
+            return Some(at);
+        }
+        from = at + marker.len();
+    }
+    None
+}
+
+/// The value of attribute `name` inside one tag (`tag` starts at `<` and ends before `>`),
+/// entities decoded.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let marker = format!("{name}=\"");
+    let start = find_attribute(tag, &marker)? + marker.len();
+    let end = tag[start..].find('"')?;
+    Some(unescape(&tag[start..start + end]))
+}
+
+/// The tag that contains byte position `pos` (from its `<` to before its `>`).
+fn enclosing_tag(html: &str, pos: usize) -> Option<&str> {
+    let start = html[..pos].rfind('<')?;
+    let tag = &html[start..];
+    Some(&tag[..tag.find('>')?])
+}
+
 /// The `action` of the first `<form>` of an HTML page (attribute entities decoded).
 ///
 /// ```
@@ -232,11 +399,7 @@ fn unescape(s: &str) -> String {
 /// );
 /// ```
 pub fn form_action(html: &str) -> Option<String> {
-    let form = &html[html.find("<form")?..];
-    let form = &form[..form.find('>')?];
-    let start = form.find("action=\"")? + "action=\"".len();
-    let end = form[start..].find('"')?;
-    Some(unescape(&form[start..start + end]))
+    attribute(enclosing_tag(html, html.find("<form")? + 1)?, "action")
 }
 
 /// The `href` of the Bind link of `plural` on a backend's catalogue page (`/resources`): the
@@ -251,12 +414,22 @@ pub fn form_action(html: &str) -> Option<String> {
 /// assert_eq!(klutch_sdk::testenv::browser::bind_link(html, "other"), None);
 /// ```
 pub fn bind_link(html: &str, plural: &str) -> Option<String> {
-    let marker = format!("btn btn-lg btn-block btn-primary {plural}\"");
-    let pos = html.find(&marker)?;
-    let tag_start = html[..pos].rfind("<a")?;
-    let tag = &html[tag_start..];
-    let tag = &tag[..tag.find('>')?];
-    let start = tag.find("href=\"")? + "href=\"".len();
-    let end = tag[start..].find('"')?;
-    Some(unescape(&tag[start..start + end]))
+    let marker = format!("\"btn btn-lg btn-block btn-primary {plural}\"");
+    let tag = enclosing_tag(html, html.find(&marker)?)?;
+    tag.starts_with("<a").then(|| attribute(tag, "href"))?
+}
+
+/// The `value` of the first `<input>` named `name` (e.g. a hidden `state` field).
+///
+/// ```
+/// let html = r#"<form><input type="hidden" name="state" value="a&amp;b"><input name="code"></form>"#;
+/// assert_eq!(
+///     klutch_sdk::testenv::browser::input_value(html, "state").as_deref(),
+///     Some("a&b")
+/// );
+/// assert_eq!(klutch_sdk::testenv::browser::input_value(html, "code"), None);
+/// ```
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let tag = enclosing_tag(html, find_attribute(html, &format!("name=\"{name}\""))?)?;
+    tag.starts_with("<input").then(|| attribute(tag, "value"))?
 }

@@ -44,6 +44,7 @@ pub mod browser;
 mod cluster;
 mod dex;
 mod error;
+pub mod fixtures;
 mod pki;
 mod process;
 

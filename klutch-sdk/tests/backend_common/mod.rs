@@ -1,21 +1,22 @@
 //! Shared fixture of the backend tests: one provider cluster, Dex, and the reference backend
 //! (template backend + OIDC + controllers under the Lease) on a runtime of its own, so that every
-//! `#[tokio::test]` of a test binary can use it. Plus a scripted browser.
+//! `#[tokio::test]` of a test binary can use it, and the browser flow up to the BindingResponse
+//! (with `klutch_sdk::testenv::browser`).
 #![allow(dead_code, missing_docs)]
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use klutch_sdk::api::wire::BindingResponse;
 use klutch_sdk::api::{APIServiceExportTemplate, APIServiceExportTemplateSpec};
 use klutch_sdk::backend::{
     BindingSpaceConfig, BindingSpaces, ExternalCluster, OidcAuthenticator, OidcConfig, Server,
     ServerConfig, SessionKeys, TemplateBackend, TemplateBackendConfig,
 };
+use klutch_sdk::testenv::browser::{Browser, bind_link, query_param};
+use klutch_sdk::testenv::fixtures::TestCrd;
 use klutch_sdk::testenv::{DexClient, DexConfig, DexUser, TestEnv, free_port, install_crd};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -79,29 +80,6 @@ pub async fn fixture() -> &'static Fixture {
         .await
 }
 
-pub fn mangodb_crd(group: &str, plural: &str, kind: &str, scope: &str) -> CustomResourceDefinition {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": { "name": format!("{plural}.{group}") },
-        "spec": {
-            "group": group,
-            "names": { "kind": kind, "listKind": format!("{kind}List"), "plural": plural, "singular": kind.to_lowercase() },
-            "scope": scope,
-            "versions": [{
-                "name": "v1alpha1", "served": true, "storage": true,
-                "subresources": { "status": {} },
-                "schema": { "openAPIV3Schema": { "type": "object", "properties": {
-                    "spec": { "type": "object", "properties": {
-                        "tier": { "type": "string", "enum": ["Dedicated", "Shared"], "default": "Shared" }
-                    }}
-                }}}
-            }]
-        }
-    }))
-    .expect("a CRD")
-}
-
 pub async fn template(
     client: &kube::Client,
     name: &str,
@@ -162,7 +140,7 @@ async fn start() -> Fixture {
     }
     install_crd(
         &client,
-        &mangodb_crd("mangodb.com", "mangodbs", "MangoDB", "Namespaced"),
+        &TestCrd::mangodb().status_subresource().tier().build(),
     )
     .await
     .expect("install mangodb CRD");
@@ -273,151 +251,6 @@ async fn start() -> Fixture {
     }
 }
 
-/// A scripted browser: no automatic redirects, a cookie jar for the backend, forms by hand.
-pub struct Browser {
-    pub http: reqwest::Client,
-    pub cookies: BTreeMap<String, String>,
-    pub base: String,
-}
-
-pub struct Page {
-    pub status: u16,
-    pub location: Option<String>,
-    pub body: String,
-    pub url: String,
-    pub headers: reqwest::header::HeaderMap,
-}
-
-pub fn attr_unescape(s: &str) -> String {
-    s.replace("&amp;", "&")
-        .replace("&#43;", "+")
-        .replace("&#x2F;", "/")
-        .replace("&quot;", "\"")
-}
-
-pub fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-impl Browser {
-    pub fn new(base: &str) -> Self {
-        klutch_sdk::tls::install_crypto_provider();
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .build()
-                .unwrap(),
-            cookies: BTreeMap::new(),
-            base: base.to_owned(),
-        }
-    }
-
-    fn absolute(&self, current: &str, location: &str) -> String {
-        url::Url::parse(current)
-            .unwrap()
-            .join(location)
-            .unwrap()
-            .to_string()
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder, url: &str) -> Page {
-        let mut req = req;
-        if url.starts_with(&self.base) && !self.cookies.is_empty() {
-            let header: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            req = req.header(reqwest::header::COOKIE, header.join("; "));
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        if url.starts_with(&self.base) {
-            for sc in headers.get_all(reqwest::header::SET_COOKIE) {
-                let c = cookie_pair(sc.to_str().unwrap());
-                if c.1.is_empty() {
-                    self.cookies.remove(&c.0);
-                } else {
-                    self.cookies.insert(c.0, c.1);
-                }
-            }
-        }
-        let location = headers
-            .get(reqwest::header::LOCATION)
-            .map(|l| self.absolute(url, l.to_str().unwrap()));
-        let body = resp.text().await.unwrap_or_default();
-        Page {
-            status,
-            location,
-            body,
-            url: url.to_owned(),
-            headers,
-        }
-    }
-
-    pub async fn get(&mut self, url: &str) -> Page {
-        let req = self.http.get(url);
-        self.send(req, url).await
-    }
-
-    pub async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
-        let req = self.http.post(url).form(form);
-        self.send(req, url).await
-    }
-
-    /// Follows redirects from `page` and logs in at Dex's form, until a redirect leaves Dex for
-    /// `stop_prefix`; returns that redirect target.
-    pub async fn login_at_dex(&mut self, mut page: Page, email: &str, stop_prefix: &str) -> String {
-        for _ in 0..20 {
-            if let Some(loc) = page.location.clone() {
-                if loc.starts_with(stop_prefix) {
-                    return loc;
-                }
-                page = self.get(&loc).await;
-                continue;
-            }
-            assert_eq!(page.status, 200, "Dex page {}: {}", page.url, page.body);
-            let action = form_action(&page.body)
-                .unwrap_or_else(|| panic!("no form on {}: {}", page.url, page.body));
-            let action = self.absolute(&page.url, &action);
-            page = self
-                .post_form(&action, &[("login", email), ("password", PASSWORD)])
-                .await;
-        }
-        panic!("no redirect to {stop_prefix}");
-    }
-}
-
-fn cookie_pair(set_cookie: &str) -> (String, String) {
-    let first = set_cookie.split(';').next().unwrap();
-    let (k, v) = first.split_once('=').unwrap();
-    (k.trim().to_owned(), v.trim().to_owned())
-}
-
-pub fn form_action(html: &str) -> Option<String> {
-    let start = html.find("<form")?;
-    let rest = &html[start..];
-    let a = rest.find("action=\"")? + "action=\"".len();
-    let end = rest[a..].find('"')?;
-    Some(attr_unescape(&rest[a..a + end]))
-}
-
-/// The href of the Bind link of `plural` on the catalogue page.
-pub fn bind_link(html: &str, plural: &str) -> Option<String> {
-    let marker = format!("class=\"btn btn-lg btn-block btn-primary {plural}\"");
-    let pos = html.find(&marker)?;
-    let before = &html[..pos];
-    let h = before.rfind("href=\"")? + "href=\"".len();
-    let end = before[h..].find('"')?;
-    Some(attr_unescape(&before[h..h + end]))
-}
-
 /// The whole browser flow for `email` on consumer cluster `cid`, up to the BindingResponse.
 pub async fn browser_bind(
     f: &Fixture,
@@ -425,16 +258,18 @@ pub async fn browser_bind(
     cid: &str,
     plural: &str,
 ) -> (Browser, BindingResponse) {
-    let mut b = Browser::new(&f.base);
+    let mut b = Browser::new().unwrap();
     let sid = klutch_sdk::backend::state::random_token(22);
     let start = b
         .get(&format!("{}/authorize?p=53121&s={sid}&c={cid}", f.base))
-        .await;
+        .await
+        .unwrap();
     assert_eq!(start.status, 302, "{}", start.body);
     let callback = b
-        .login_at_dex(start, email, &format!("{}/callback", f.base))
-        .await;
-    let after = b.get(&callback).await;
+        .login_at_dex(start, email, PASSWORD, &format!("{}/callback", f.base))
+        .await
+        .unwrap();
+    let after = b.get(&callback).await.unwrap();
     assert_eq!(after.status, 302, "callback: {}", after.body);
     assert_eq!(
         after.location.as_deref(),
@@ -443,7 +278,10 @@ pub async fn browser_bind(
     // The catalogue fills from watches; wait until our CRD is offered.
     let mut link = None;
     for _ in 0..100 {
-        let page = b.get(&format!("{}/resources?s={sid}", f.base)).await;
+        let page = b
+            .get(&format!("{}/resources?s={sid}", f.base))
+            .await
+            .unwrap();
         assert_eq!(page.status, 200, "{}", page.body);
         link = bind_link(&page.body, plural);
         if link.is_some() {
@@ -452,7 +290,7 @@ pub async fn browser_bind(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let link = link.unwrap_or_else(|| panic!("{plural} is never offered"));
-    let bound = b.get(&format!("{}{link}", f.base)).await;
+    let bound = b.get(&format!("{}{link}", f.base)).await.unwrap();
     assert_eq!(bound.status, 302, "bind: {}", bound.body);
     let location = bound.location.unwrap();
     assert!(

@@ -66,23 +66,13 @@ pub fn crd(
     scope: &str,
     maximum: Option<i64>,
 ) -> CustomResourceDefinition {
-    let mut size = json!({ "type": "integer" });
-    if let Some(max) = maximum {
-        size["maximum"] = json!(max);
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": { "name": format!("{plural}.{group}") },
-        "spec": {
-            "group": group, "scope": scope,
-            "names": { "kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List") },
-            "versions": [{ "name": "v1", "served": true, "storage": true, "subresources": { "status": {} },
-                "schema": { "openAPIV3Schema": { "type": "object", "properties": {
-                    "spec": { "type": "object", "properties": { "size": size } },
-                    "status": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } } } }]
-        }
-    }))
-    .unwrap()
+    klutch_sdk::testenv::fixtures::TestCrd::new(group, plural, kind)
+        .scope(scope)
+        .version("v1")
+        .status_subresource()
+        .spec_integer("size", maximum)
+        .open_status()
+        .build()
 }
 
 /// One consumer's binding space on the provider.

@@ -85,7 +85,7 @@ async fn reconcile<B: BindingBackend>(
     let exports: Api<APIServiceExport> = Api::namespaced(ctx.client.clone(), &ns);
     let mut outcome = Outcome::Ready;
     for resource in &req.spec.resources {
-        let export_name = format!("{}.{}", resource.resource, resource.group);
+        let export_name = crate::api::naming::binding_name(&resource.group, &resource.resource);
         if exports
             .get_opt(&export_name)
             .await

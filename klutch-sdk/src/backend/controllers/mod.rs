@@ -25,6 +25,7 @@ use kube::runtime::controller::Action;
 use super::binding_space::FIELD_MANAGER;
 use super::contract::BindingBackend;
 use crate::api::wellknown::BACKEND_LEASE;
+use crate::runtime::lease::LeaderElection;
 
 /// What a reconcile failed on.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +59,7 @@ pub enum Error {
     },
     /// Leader election failed.
     #[error("leader election")]
-    Lease(#[source] kube_lease_manager::LeaseManagerError),
+    Lease(#[source] crate::runtime::lease::Error),
 }
 
 /// `Result` with this module's [`Error`].
@@ -158,6 +159,15 @@ pub async fn run_under_lease<B: BindingBackend>(
     run_under_lease_with(client, backend, namespace, identity, Timing::default()).await
 }
 
+/// The backend's election: Lease [`BACKEND_LEASE`], duration 15 s, renewed 5 s before expiry.
+pub fn election(client: Client, namespace: &str, identity: &str) -> LeaderElection {
+    LeaderElection::new(client, namespace, BACKEND_LEASE)
+        .with_identity(identity)
+        .with_duration(Duration::from_secs(15))
+        .with_grace(Duration::from_secs(5))
+        .with_renewal_check(None)
+}
+
 /// [`run_under_lease`] with other export-request timings.
 pub async fn run_under_lease_with<B: BindingBackend>(
     client: Client,
@@ -166,46 +176,33 @@ pub async fn run_under_lease_with<B: BindingBackend>(
     identity: &str,
     timing: Timing,
 ) -> Result<()> {
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), BACKEND_LEASE)
-        .with_namespace(namespace)
-        .with_identity(identity)
-        .with_duration(15)
-        .with_grace(5)
-        .build()
-        .await
-        .map_err(Error::Lease)?;
-    let (mut leader, task) = manager.watch().await;
-    let mut running: Option<tokio::task::JoinHandle<()>> = None;
-    loop {
-        let is_leader = *leader.borrow_and_update();
-        match (is_leader, running.is_some()) {
-            (true, false) => {
-                tracing::info!(%identity, "acquired lease {BACKEND_LEASE}; starting controllers");
-                let (client, backend) = (client.clone(), backend.clone());
-                running = Some(tokio::spawn(async move {
-                    if let Err(e) = run_with(client, backend, timing).await {
-                        tracing::error!(error = %super::server::crate_error_chain(&e), "controllers stopped");
+    election(client.clone(), namespace, identity)
+        .run_forever(std::future::pending::<()>(), |stop| {
+            let (client, backend) = (client.clone(), backend.clone());
+            async move {
+                // In their own task, as the HTTP server usually runs beside them.
+                let mut controllers = AbortOnDrop(tokio::spawn(run_with(client, backend, timing)));
+                tokio::select! {
+                    r = &mut controllers.0 => {
+                        if let Ok(Err(e)) = r {
+                            tracing::error!(error = %super::server::crate_error_chain(&e), "controllers stopped");
+                        }
+                        // Keep the Lease, idle, until it is lost.
+                        stop.cancelled().await;
                     }
-                }));
-            }
-            (false, true) => {
-                tracing::warn!(%identity, "lost lease {BACKEND_LEASE}; stopping controllers");
-                if let Some(handle) = running.take() {
-                    handle.abort();
+                    () = stop.cancelled() => {}
                 }
             }
-            _ => {}
-        }
-        if leader.changed().await.is_err() {
-            break;
-        }
-    }
-    if let Some(handle) = running.take() {
-        handle.abort();
-    }
-    match task.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(Error::Lease(e)),
-        Err(_) => Ok(()),
+        })
+        .await
+        .map_err(Error::Lease)
+}
+
+/// A task aborted when dropped, so stopped work does not run on.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

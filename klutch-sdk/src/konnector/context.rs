@@ -1,0 +1,313 @@
+//! Sync contexts (§5.6): per bound export, the resource syncer and one claimed-resource syncer
+//! per accepted claim; and unbinding (§5.10), which stops them and lets go of every object
+//! without deleting provider data.
+
+use std::sync::Arc;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt as _;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::claimed::ClaimSyncer;
+use super::connection::Provider;
+use super::status;
+use super::syncer::ResourceSyncer;
+use crate::api::wellknown::{BOUND_ANNOTATION, SYNCER_FINALIZER};
+use crate::api::{
+    APIServiceBinding, APIServiceExport, APIServiceNamespace, ClaimState, Condition, Severity,
+};
+use crate::sync::claims::Selection;
+
+/// What failed while unbinding.
+#[derive(Debug, thiserror::Error)]
+#[error("unbind {binding}: {operation}")]
+pub struct UnbindError {
+    /// The binding.
+    pub binding: String,
+    /// What was being done.
+    pub operation: String,
+    /// The API error.
+    #[source]
+    pub source: kube::Error,
+}
+
+/// The bound resource: first served version of the export.
+pub fn resource(export: &APIServiceExport) -> Option<ApiResource> {
+    let spec = &export.spec;
+    let version = spec.versions.iter().find(|v| v.served)?;
+    Some(ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(&spec.group, &version.name, &spec.names.kind),
+        &spec.names.plural,
+    ))
+}
+
+/// The restart key of a context: export generation, CRD UID, accepted claims.
+pub fn key(
+    binding: &APIServiceBinding,
+    export: &APIServiceExport,
+    crd: &CustomResourceDefinition,
+) -> String {
+    let claims: Vec<_> = binding
+        .spec
+        .permission_claims
+        .iter()
+        .filter(|c| c.state == ClaimState::Accepted)
+        .collect();
+    format!(
+        "{}/{}/{}",
+        export.metadata.generation.unwrap_or_default(),
+        crd.metadata.uid.as_deref().unwrap_or_default(),
+        serde_json::to_string(&claims).unwrap_or_default()
+    )
+}
+
+/// `Connected=False` when a required claim of the export is not accepted
+/// (`RequiredClaimRejected`) or an accepted claim's selector is invalid (`InvalidClaimSelector`).
+pub fn check_claims(
+    binding: &APIServiceBinding,
+    export: &APIServiceExport,
+) -> Result<(), Condition> {
+    for claim in export.spec.permission_claims.iter().filter(|c| c.required) {
+        let accepted = binding.spec.permission_claims.iter().any(|b| {
+            b.state == ClaimState::Accepted && b.claim.group_resource == claim.group_resource
+        });
+        if !accepted {
+            return Err(status::bad(
+                "Connected",
+                Severity::Error,
+                "RequiredClaimRejected",
+                format!(
+                    "The required permission claim for {} was not accepted",
+                    claim.group_resource.resource
+                ),
+            ));
+        }
+    }
+    for claim in binding
+        .spec
+        .permission_claims
+        .iter()
+        .filter(|c| c.state == ClaimState::Accepted)
+    {
+        if let Err(e) = Selection::new(&claim.claim.selector) {
+            return Err(status::bad(
+                "Connected",
+                Severity::Error,
+                "InvalidClaimSelector",
+                e.to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the syncers of one binding until `cancel` fires.
+pub async fn run(
+    p: Arc<Provider>,
+    binding: APIServiceBinding,
+    export: APIServiceExport,
+    _crd: CustomResourceDefinition,
+    cancel: CancellationToken,
+) {
+    let Some(ar) = resource(&export) else {
+        tracing::warn!(export = %export.name_any(), "the export serves no version; nothing to sync");
+        return;
+    };
+    tracing::info!(binding = %binding.name_any(), resource = %ar.plural, "starting the sync context");
+    let placement = p.shared.placement.placement(&export);
+    let syncer = ResourceSyncer::new(
+        p.shared.consumer.clone(),
+        p.client.clone(),
+        ar,
+        &p.namespace,
+    )
+    .with_placement(placement)
+    .with_observer(p.shared.observer.clone());
+    let mut tasks = Vec::new();
+    for claim in binding
+        .spec
+        .permission_claims
+        .iter()
+        .filter(|c| c.state == ClaimState::Accepted)
+    {
+        let claim = claim.claim.clone();
+        let Some(claim_ar) = claimed_resource(&p.shared.consumer, &claim).await else {
+            tracing::warn!(resource = %claim.group_resource.resource, "claimed resource not found in the consumer cluster; not synced");
+            continue;
+        };
+        match ClaimSyncer::new(
+            p.shared.consumer.clone(),
+            p.client.clone(),
+            claim_ar,
+            claim,
+            &p.namespace,
+        ) {
+            Ok(claims) => {
+                let claims = claims.with_observer(p.shared.observer.clone());
+                let shutdown = cancel.clone();
+                tasks.push(tokio::spawn(
+                    claims.run(async move { shutdown.cancelled().await }),
+                ));
+            }
+            Err(e) => tracing::warn!(error = %e, "claim not synced"),
+        }
+    }
+    let shutdown = cancel.clone();
+    syncer.run(async move { shutdown.cancelled().await }).await;
+    for t in tasks {
+        let _ = t.await;
+    }
+    tracing::info!(binding = %binding.name_any(), "sync context stopped");
+}
+
+/// The API resource a claim names: core Secrets and ConfigMaps directly, anything else through
+/// discovery in the consumer cluster.
+async fn claimed_resource(
+    client: &kube::Client,
+    claim: &crate::api::PermissionClaim,
+) -> Option<ApiResource> {
+    let gr = &claim.group_resource;
+    let known = match (gr.group.as_str(), gr.resource.as_str()) {
+        ("", "secrets") => Some("Secret"),
+        ("", "configmaps") => Some("ConfigMap"),
+        _ => None,
+    };
+    if let Some(kind) = known {
+        return Some(ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("", &claim.version, kind),
+            &gr.resource,
+        ));
+    }
+    let gv = kube::core::GroupVersion {
+        group: gr.group.clone(),
+        version: claim.version.clone(),
+    };
+    let group = kube::discovery::oneshot::pinned_group(client, &gv)
+        .await
+        .ok()?;
+    group
+        .recommended_resources()
+        .into_iter()
+        .map(|(ar, _)| ar)
+        .find(|ar| ar.plural == gr.resource)
+}
+
+/// Unbinds (§5.10): removes `bound` from the provider copies (so nothing deletes them), then our
+/// finalizer from every consumer object of the resource, so the CRD can go with the binding.
+pub async fn unbind(
+    p: &Provider,
+    binding: &APIServiceBinding,
+    export: Option<&APIServiceExport>,
+) -> Result<(), UnbindError> {
+    let name = binding.name_any();
+    let err = |operation: String| {
+        let name = name.clone();
+        move |source| UnbindError {
+            binding: name,
+            operation,
+            source,
+        }
+    };
+    let ar = match export.and_then(resource) {
+        Some(ar) => ar,
+        None => {
+            // The export is gone: read the resource from our own CRD, if it is still there.
+            let crds: Api<CustomResourceDefinition> = Api::all(p.shared.consumer.clone());
+            let Some(crd) = crds
+                .get_opt(&name)
+                .await
+                .map_err(err("read the CRD".into()))?
+            else {
+                return Ok(());
+            };
+            if !crate::api::convert::is_owned_by(&crd, binding) {
+                return Ok(());
+            }
+            let Some(v) = crd.spec.versions.iter().find(|v| v.served) else {
+                return Ok(());
+            };
+            ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk(&crd.spec.group, &v.name, &crd.spec.names.kind),
+                &crd.spec.names.plural,
+            )
+        }
+    };
+    // Provider copies: in every service namespace of this cluster namespace.
+    let mappings: Api<APIServiceNamespace> = Api::namespaced(p.client.clone(), &p.namespace);
+    let list = mappings
+        .list(&ListParams::default())
+        .await
+        .map_err(err("list APIServiceNamespaces".into()))?;
+    let unbound = serde_json::json!({ "metadata": { "annotations": { BOUND_ANNOTATION: null } } });
+    for m in list {
+        let Some(ns) = m.status.and_then(|s| s.namespace) else {
+            continue;
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(p.client.clone(), &ns, &ar);
+        let objects = match api.list(&ListParams::default()).await {
+            Ok(l) => l,
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => return Err(err(format!("list provider copies in {ns}"))(e)),
+        };
+        for o in objects {
+            if crate::sync::copy::is_bound(&o) {
+                api.patch(
+                    &o.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&unbound),
+                )
+                .await
+                .map_err(err(format!("unmark provider copy {ns}/{}", o.name_any())))?;
+            }
+        }
+    }
+    // Consumer objects: drop our finalizer.
+    let consumer: Api<DynamicObject> = Api::all_with(p.shared.consumer.clone(), &ar);
+    let objects = match consumer.list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+        Err(e) => return Err(err("list consumer objects".into())(e)),
+    };
+    for o in objects {
+        if !o.finalizers().iter().any(|f| f == SYNCER_FINALIZER) {
+            continue;
+        }
+        let rest: Vec<&String> = o
+            .finalizers()
+            .iter()
+            .filter(|f| *f != SYNCER_FINALIZER)
+            .collect();
+        let patch = serde_json::json!({ "metadata": { "finalizers": rest, "resourceVersion": o.resource_version() } });
+        let api: Api<DynamicObject> = match o.namespace() {
+            Some(ns) => Api::namespaced_with(p.shared.consumer.clone(), &ns, &ar),
+            None => Api::all_with(p.shared.consumer.clone(), &ar),
+        };
+        api.patch(
+            &o.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(err(format!("release consumer object {}", o.name_any())))?;
+    }
+    // Kubernetes never garbage-collects a cluster-scoped object (the CRD) for a namespaced owner
+    // (the binding), so the konnector deletes the CRD it owns itself.
+    let crds: Api<CustomResourceDefinition> = Api::all(p.shared.consumer.clone());
+    if let Some(crd) = crds
+        .get_opt(&name)
+        .await
+        .map_err(err("read the CRD".into()))?
+        && crate::api::convert::is_owned_by(&crd, binding)
+    {
+        match crds.delete(&name, &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(err("delete the CRD".into())(e)),
+        }
+    }
+    tracing::info!(binding = %name, "unbound: consumer objects released, provider copies kept");
+    Ok(())
+}
