@@ -20,20 +20,20 @@ use futures::StreamExt as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use klutch_a9s::credentials::DataServiceKind;
-use klutch_a9s::testing::{A9sRoute, FakeA9sBroker, FakeA9sBrokerConfig};
-use klutch_osb::testing::{FakeBrokerConfig, Mode, Route};
-use klutch_sdk::testenv::{TestEnv, install_crd};
-use kube::api::{Api, ObjectMeta, PostParams};
-use provider_anynines::api::provider_config::{CredentialSelectors, ProviderCredentials};
-use provider_anynines::api::{
+use klutch_a9s::provider::Options;
+use klutch_a9s::provider::api::provider_config::{CredentialSelectors, ProviderCredentials};
+use klutch_a9s::provider::api::{
     CredentialsSource, ProviderConfig, ProviderConfigSpec, Reference, ResourceSpec,
     SecretKeySelector, ServiceInstance, ServiceInstanceParameters, ServiceInstanceSpec,
     ServiceType,
 };
-use provider_anynines::managed::Managed as _;
-use provider_anynines::managed::conditions::is_true;
-use provider_anynines::managed::reconciler::Options;
-use provider_anynines::metrics::Metrics;
+use klutch_a9s::provider::metrics::Metrics;
+use klutch_a9s::testing::{A9sRoute, FakeA9sBroker, FakeA9sBrokerConfig};
+use klutch_osb::testing::{FakeBrokerConfig, Mode, Route};
+use klutch_sdk::crossplane::Managed as _;
+use klutch_sdk::crossplane::conditions::is_true;
+use klutch_sdk::testenv::{TestEnv, install_crd};
+use kube::api::{Api, ObjectMeta, PostParams};
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -60,7 +60,7 @@ async fn main() {
         .await
         .expect("start the test environment");
     let client = env["provider"].client().await.expect("client");
-    for crd in provider_anynines::api::crds() {
+    for crd in klutch_a9s::provider::api::crds() {
         install_crd(&client, &crd).await.expect("install CRD");
     }
     let broker = FakeA9sBroker::start(FakeA9sBrokerConfig {
@@ -124,7 +124,7 @@ async fn main() {
     let rss_before = peak_rss_mib();
     let metrics = Arc::new(Metrics::new());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let provider = tokio::spawn(provider_anynines::run::controllers(
+    let provider = tokio::spawn(klutch_a9s::provider::run::controllers(
         client.clone(),
         Options::default(),
         metrics.clone(),

@@ -18,6 +18,9 @@
 //! * [`claims`]: typed claims of Klutch's Crossplane configuration package (`anynines.com/v1`:
 //!   `PostgresqlInstance`, `ServiceBinding`, `Backup`, ...) and the generator of the package
 //!   itself (XRDs, compositions, `crossplane.yaml`).
+//! * With the `provider` feature: the Crossplane provider for anynines data services
+//!   (`provider`): the `dataservices.anynines.com/v1` kinds and their controllers, built on
+//!   `klutch_sdk::crossplane`.
 //! * With the `testing` feature: a fake Backup Manager and a fake a9s broker (`testing`).
 //!
 //! The normative description is sections 12–15 of `spec/osb-a9s.md` of the klutch project.
@@ -55,6 +58,8 @@ pub mod broker;
 pub mod claims;
 pub mod credentials;
 pub mod flatten;
+#[cfg(feature = "provider")]
+pub mod provider;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;

@@ -25,6 +25,10 @@
 //!   shares: leader election on a Lease with health state, the `/healthz` + `/metrics` server,
 //!   logging, signals, Go-style durations, the request-counting client layer, the TLS listener
 //!   and HTTP metrics.
+//! - `crossplane` (cargo feature `crossplane`): a Crossplane managed-resource runtime, the
+//!   counterpart of crossplane-runtime's managed reconciler: the `Managed` trait, the
+//!   reconciler generic over a provider's state, management and deletion policies,
+//!   ProviderConfigUsage tracking and connection Secrets.
 //! - `testenv` (cargo feature `testenv`): real local Kubernetes clusters (etcd, kube-apiserver,
 //!   kube-controller-manager) and a real OIDC provider (Dex) for tests, like controller-runtime's
 //!   envtest but native to Rust and able to run several isolated clusters at once.
@@ -38,6 +42,8 @@ pub use kube;
 pub mod api;
 #[cfg(feature = "client")]
 pub mod backend;
+#[cfg(feature = "crossplane")]
+pub mod crossplane;
 pub mod deploy;
 #[cfg(feature = "konnector")]
 pub mod konnector;

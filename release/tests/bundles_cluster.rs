@@ -190,7 +190,7 @@ async fn bundles_apply_with_server_side_dry_run() {
             install_crd(&client, &crd).await.unwrap();
         }
     }
-    for crd in provider_anynines::api::crds() {
+    for crd in klutch_a9s::provider::api::crds() {
         install_crd(&client, &crd).await.unwrap();
     }
 

@@ -15,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("package"),
         PathBuf::from,
     );
-    for (file, text) in provider_anynines::package_files()? {
+    for (file, text) in klutch_a9s::provider::package_files()? {
         let path = dir.join(file);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;

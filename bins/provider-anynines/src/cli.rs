@@ -6,55 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::managed::reconciler::Options;
-
-/// Parses `90s`, `1m`, `1h30m`, `500ms` or a plain number of seconds.
-///
-/// ```
-/// use std::time::Duration;
-/// use provider_anynines::cli::parse_duration;
-/// assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-/// assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-/// assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
-/// assert!(parse_duration("1x").is_err());
-/// ```
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err("empty duration".into());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(digits);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 1m, 1h30m"))?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        total += match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            _ => {
-                return Err(format!(
-                    "invalid duration {s:?}: unit must be ms, s, m or h"
-                ));
-            }
-        };
-        rest = next;
-    }
-    Ok(total)
-}
+use klutch_a9s::provider::Options;
+use klutch_sdk::runtime::duration;
 
 /// Parses `:8081` (all interfaces) or `host:port`.
 pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
@@ -103,10 +56,10 @@ pub struct Cli {
     #[arg(long, default_value = ":8080", value_parser = parse_addr, env = "METRICS_BIND_ADDRESS")]
     pub metrics_bind_address: SocketAddr,
     /// Full resync period.
-    #[arg(short, long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(short, long, default_value = "1h", value_parser = duration::parse)]
     pub sync: Duration,
     /// Requeue interval after a successful reconcile (±10 % jitter).
-    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    #[arg(long, default_value = "1m", value_parser = duration::parse)]
     pub poll: Duration,
     /// Concurrent reconciles per controller.
     #[arg(long, default_value_t = 10)]
@@ -122,17 +75,17 @@ pub struct Cli {
     #[arg(long, env = "ENABLE_MANAGEMENT_POLICIES")]
     pub enable_management_policies: bool,
     /// Timeout of one service broker request.
-    #[arg(long, default_value = "60s", value_parser = parse_duration, env = "BROKER_TIMEOUT")]
+    #[arg(long, default_value = "60s", value_parser = duration::parse, env = "BROKER_TIMEOUT")]
     pub broker_timeout: Duration,
     /// Timeout of one Backup Manager request.
-    #[arg(long, default_value = "60s", value_parser = parse_duration, env = "BACKUP_MANAGER_TIMEOUT")]
+    #[arg(long, default_value = "60s", value_parser = duration::parse, env = "BACKUP_MANAGER_TIMEOUT")]
     pub backup_manager_timeout: Duration,
     /// How long the broker catalog is cached per ProviderConfig.
-    #[arg(long, default_value = "60s", value_parser = parse_duration, env = "CATALOG_TTL")]
+    #[arg(long, default_value = "60s", value_parser = duration::parse, env = "CATALOG_TTL")]
     pub catalog_ttl: Duration,
     /// Platform limit for asynchronous operations (the plan's `maximum_polling_duration` may
     /// lower it); an operation running longer counts as failed.
-    #[arg(long, default_value = "24h", value_parser = parse_duration, env = "MAX_POLLING_DURATION")]
+    #[arg(long, default_value = "24h", value_parser = duration::parse, env = "MAX_POLLING_DURATION")]
     pub max_polling_duration: Duration,
     /// What to do with failed provisions.
     #[arg(long, value_enum, default_value = "off", env = "ORPHAN_MITIGATION")]
@@ -142,7 +95,7 @@ pub struct Cli {
     #[arg(long, env = "WATCH_LABEL_SELECTOR")]
     pub watch_label_selector: Option<String>,
     /// Budget of one reconcile; every external call fits in it.
-    #[arg(long, default_value = "2m", value_parser = parse_duration, env = "RECONCILE_TIMEOUT")]
+    #[arg(long, default_value = "2m", value_parser = duration::parse, env = "RECONCILE_TIMEOUT")]
     pub reconcile_timeout: Duration,
 }
 

@@ -1,33 +1,38 @@
 //! `provider-anynines`: the Crossplane provider for anynines data services. Everything but
-//! process wiring lives in the library (`provider_anynines`).
+//! process wiring (flags, logs, probes, leader election) lives in `klutch_a9s::provider`; the
+//! wiring itself is `klutch_sdk::runtime`.
+
+mod cli;
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
-use kube_lease_manager::LeaseManagerBuilder;
-use provider_anynines::cli::Cli;
-use provider_anynines::metrics::Metrics;
+use cli::Cli;
+use klutch_a9s::provider::metrics::Metrics;
+use klutch_sdk::runtime::health::{self, Endpoints, HealthChecks};
+use klutch_sdk::runtime::lease::LeaderElection;
+use klutch_sdk::runtime::logging::{LogFormat, Logging};
+use klutch_sdk::runtime::signals;
 
-/// The leader-election Lease (Klutch v1.5's name).
+/// The leader-election Lease (Klutch v1.5's name), its duration and renewal grace.
 const LEASE: &str = "crossplane-leader-election-provider-anynines";
+const LEASE_DURATION: Duration = Duration::from_secs(60);
+const LEASE_GRACE: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     klutch_sdk::tls::install_crypto_provider();
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        if cli.debug {
-            "debug,hyper=info,kube_client=info,tower=info"
-        } else {
-            "info"
-        }
-        .into()
-    });
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = if cli.debug {
+        "debug,hyper=info,kube_client=info,tower=info"
+    } else {
+        "info"
+    };
+    if let Err(e) = Logging::new(filter).format(LogFormat::Json).init() {
+        eprintln!("provider-anynines: cannot set up logging: {e}");
+        return ExitCode::FAILURE;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,44 +52,6 @@ fn main() -> ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
-async fn serve(
-    addr: std::net::SocketAddr,
-    app: axum::Router,
-    what: &'static str,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen for {what} on {addr}: {e}"))?;
-    tracing::info!(%addr, "{what} server listening");
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "{what} server failed");
-        }
-    });
-    Ok(())
-}
-
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if cli.enable_external_secret_stores {
         tracing::warn!(
@@ -95,57 +62,45 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         format!("cannot build a Kubernetes client (in-cluster config or KUBECONFIG): {e}")
     })?;
     let metrics = Arc::new(Metrics::new());
-    serve(
-        cli.health_probe_bind_address,
-        provider_anynines::serve::probes(client.clone()),
-        "probe",
-    )
-    .await?;
-    serve(
+    // Probes: `/healthz` answers `ok`, `/backend-health` reports each ProviderConfig.
+    let probes = Endpoints::new()
+        .healthz(HealthChecks::new())
+        .router()
+        .merge(klutch_a9s::provider::health::router(client.clone()));
+    let addr = health::serve(cli.health_probe_bind_address, probes).await?;
+    tracing::info!(%addr, "probe server listening");
+    let m = metrics.clone();
+    let addr = health::serve(
         cli.metrics_bind_address,
-        provider_anynines::serve::metrics(metrics.clone()),
-        "metrics",
+        Endpoints::new().metrics(move || m.encode()).router(),
     )
     .await?;
+    tracing::info!(%addr, "metrics server listening");
     let options = cli.options();
 
     if !cli.leader_election {
-        provider_anynines::run::controllers(client, options, metrics, shutdown_signal()).await;
+        let shutdown = async {
+            signals::shutdown().await;
+        };
+        klutch_a9s::provider::run::controllers(client, options, metrics, shutdown).await;
         return Ok(());
     }
-    let manager = LeaseManagerBuilder::new(client.clone(), LEASE)
-        .with_namespace(cli.namespace.clone())
-        .with_duration(60)
-        .with_grace(10)
-        .build()
-        .await
-        .map_err(|e| format!("cannot set up leader election: {e}"))?;
-    let (mut leader, task) = manager.watch().await;
+    let election = LeaderElection::new(client.clone(), cli.namespace.clone(), LEASE)
+        .with_duration(LEASE_DURATION)
+        .with_grace(LEASE_GRACE)
+        .with_renewal_check(None);
     tracing::info!(lease = LEASE, namespace = %cli.namespace, "waiting for leadership");
-    let elected = tokio::select! {
-        r = leader.wait_for(|l| *l) => { r.map(|_| true).map_err(|e| format!("leader election stopped: {e}"))? }
-        _ = shutdown_signal() => false,
-    };
-    if !elected {
-        drop(leader);
-        let _ = task.await;
-        return Ok(());
-    }
-    tracing::info!("became leader; starting controllers");
-    let mut lost = leader.clone();
-    let stop = async move {
-        tokio::select! {
-            _ = shutdown_signal() => {},
-            _ = lost.wait_for(|l| !*l) => { tracing::error!("lost leadership; stopping"); },
-        }
-    };
-    provider_anynines::run::controllers(client, options, metrics, stop).await;
-    let still_leader = *leader.borrow();
-    drop(leader);
-    let _ = task.await;
-    if still_leader {
-        Ok(())
-    } else {
-        Err("lost leadership".into())
-    }
+    election
+        .run(signals::shutdown(), |stop| async move {
+            tracing::info!("became leader; starting controllers");
+            klutch_a9s::provider::run::controllers(
+                client,
+                options,
+                metrics,
+                stop.cancelled_owned(),
+            )
+            .await;
+        })
+        .await?;
+    Ok(())
 }

@@ -197,7 +197,7 @@ fn compare(reference: &Value, ours: &Value) -> Vec<String> {
 }
 
 fn ours() -> BTreeMap<String, Value> {
-    provider_anynines::api::crds()
+    klutch_a9s::provider::api::crds()
         .into_iter()
         .map(|crd| {
             (
@@ -278,7 +278,7 @@ fn comparison_catches_incompatibilities() {
 fn committed_package_is_up_to_date() {
     let dir = crate_dir().join("package");
     let mut stale = Vec::new();
-    let generated = provider_anynines::package_files().unwrap();
+    let generated = klutch_a9s::provider::package_files().unwrap();
     for (file, text) in &generated {
         match std::fs::read_to_string(dir.join(file)) {
             Ok(committed) if &committed == text => {}

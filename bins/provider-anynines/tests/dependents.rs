@@ -8,16 +8,16 @@ use std::collections::BTreeMap;
 use common::*;
 use k8s_openapi::api::core::v1::Secret;
 use klutch_a9s::credentials::DataServiceKind;
-use klutch_a9s::testing::BackupRoute;
-use klutch_osb::testing::Route;
-use kube::ResourceExt as _;
-use kube::api::{Api, DeleteParams};
-use provider_anynines::api::{
+use klutch_a9s::provider::api::{
     Backup, BackupParameters, BackupSpec, Reference, ResourceSpec, Restore, RestoreParameters,
     RestoreSpec, SecretReference, ServiceBinding, ServiceBindingParameters, ServiceBindingSpec,
     ServiceInstance, ServiceInstanceParameters, ServiceInstanceSpec,
 };
-use provider_anynines::managed::meta;
+use klutch_a9s::provider::meta;
+use klutch_a9s::testing::BackupRoute;
+use klutch_osb::testing::Route;
+use kube::ResourceExt as _;
+use kube::api::{Api, DeleteParams};
 
 fn spec(pc: &str) -> ResourceSpec {
     ResourceSpec {

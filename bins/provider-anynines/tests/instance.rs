@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 
 use common::*;
 use klutch_a9s::credentials::DataServiceKind;
-use klutch_osb::testing::Route;
-use kube::ResourceExt as _;
-use kube::api::{Api, Patch, PatchParams};
-use provider_anynines::api::{
+use klutch_a9s::provider::api::{
     DeletionPolicy, ManagementAction, ProviderConfigUsage, Reference, ResourceSpec,
     ServiceInstance, ServiceInstanceParameters, ServiceInstanceSpec,
 };
-use provider_anynines::managed::meta;
+use klutch_a9s::provider::meta;
+use klutch_osb::testing::Route;
+use kube::ResourceExt as _;
+use kube::api::{Api, Patch, PatchParams};
 
 fn instance(w: &World, name: &str, pc: &str, plan: &str) -> ServiceInstance {
     let mut si = ServiceInstance::new(
@@ -93,10 +93,11 @@ async fn lifecycle_provision_update_delete() {
     assert_eq!(body["organization_guid"], "org-1");
 
     // ProviderConfigUsage named after the UID, owned by the MR.
-    let usage = Api::<ProviderConfigUsage>::all(w.client.clone())
-        .get(&si.uid().unwrap())
-        .await
-        .unwrap();
+    let usage =
+        Api::<ProviderConfigUsage>::all_with(w.client.clone(), &klutch_a9s::provider::api::usage())
+            .get(&si.uid().unwrap())
+            .await
+            .unwrap();
     assert_eq!(usage.provider_config_ref.name, pc);
     assert_eq!(
         usage.metadata.labels.unwrap()[meta::PROVIDER_CONFIG_LABEL],
@@ -109,7 +110,7 @@ async fn lifecycle_provision_update_delete() {
     );
 
     // The ProviderConfig counts its user, is protected by a finalizer and is healthy.
-    let pcs: Api<provider_anynines::api::ProviderConfig> = Api::all(w.client.clone());
+    let pcs: Api<klutch_a9s::provider::api::ProviderConfig> = Api::all(w.client.clone());
     w.wait::<ServiceInstance>(&name, "ProviderConfig users = 1 and healthy", |_| true)
         .await;
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -184,16 +185,16 @@ async fn lifecycle_provision_update_delete() {
 }
 
 fn conditions_ok(o: &ServiceInstance) -> bool {
-    use provider_anynines::managed::Managed;
-    use provider_anynines::managed::conditions::is_true;
+    use klutch_sdk::crossplane::Managed;
+    use klutch_sdk::crossplane::conditions::is_true;
     is_true(o.conditions(), "Ready") && is_true(o.conditions(), "Synced")
 }
 
 async fn wait_synced_message(w: &World, name: &str, want: &str) -> ServiceInstance {
     w.wait::<ServiceInstance>(name, &format!("Synced=False {want:?}"), |o| {
         o.and_then(|o| {
-            provider_anynines::managed::conditions::get(
-                provider_anynines::managed::Managed::conditions(o),
+            klutch_sdk::crossplane::conditions::get(
+                klutch_sdk::crossplane::Managed::conditions(o),
                 "Synced",
             )
             .cloned()
@@ -508,7 +509,7 @@ async fn broken_provider_configs_give_clear_conditions() {
     w.provider_config(
         &pc,
         &broker.url(),
-        provider_anynines::api::ServiceType::Servicebroker,
+        klutch_a9s::provider::api::ServiceType::Servicebroker,
         creds,
     )
     .await;
@@ -657,7 +658,7 @@ async fn the_binary_elects_a_leader_serves_probes_and_metrics_and_reconciles() {
 #[tokio::test]
 async fn generated_manifests_and_package_are_accepted_by_the_apiserver() {
     let w = World::new("manifests").await;
-    let objs = provider_anynines::manifests(&provider_anynines::ManifestOptions {
+    let objs = klutch_a9s::provider::manifests(&klutch_a9s::provider::ManifestOptions {
         namespace: w.ns.clone(),
         replicas: 2,
         ..Default::default()
@@ -754,7 +755,7 @@ async fn failed_provisions_stay_visible_or_are_mitigated() {
     provider.stop().await;
 
     // --orphan-mitigation=auto: deprovisioned, then provisioned again under a new id.
-    let provider = w.start(provider_anynines::managed::Options {
+    let provider = w.start(klutch_a9s::provider::Options {
         orphan_mitigation: true,
         ..w.options()
     });

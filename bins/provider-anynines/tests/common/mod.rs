@@ -12,21 +12,21 @@ use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use klutch_a9s::provider::Options;
+use klutch_a9s::provider::api::provider_config::{CredentialSelectors, ProviderCredentials};
+use klutch_a9s::provider::api::{
+    CredentialsSource, ProviderConfig, ProviderConfigSpec, SecretKeySelector, ServiceType,
+};
+use klutch_a9s::provider::metrics::Metrics;
 use klutch_a9s::testing::{
     FakeA9sBroker, FakeA9sBrokerConfig, FakeBackupManager, FakeBackupManagerConfig,
 };
 use klutch_osb::testing::{FakeBrokerConfig, Mode};
+use klutch_sdk::crossplane::Managed;
+use klutch_sdk::crossplane::conditions;
 use klutch_sdk::testenv::TestEnv;
 use kube::ResourceExt as _;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
-use provider_anynines::api::provider_config::{CredentialSelectors, ProviderCredentials};
-use provider_anynines::api::{
-    CredentialsSource, ProviderConfig, ProviderConfigSpec, SecretKeySelector, ServiceType,
-};
-use provider_anynines::managed::Managed;
-use provider_anynines::managed::conditions;
-use provider_anynines::managed::reconciler::Options;
-use provider_anynines::metrics::Metrics;
 use tokio::sync::{OnceCell, oneshot};
 
 /// How long any wait may take before the test fails.
@@ -53,7 +53,7 @@ pub async fn env() -> &'static TestEnv {
             .await
             .expect("start the test environment");
         let client = env["provider"].client().await.expect("client");
-        for crd in provider_anynines::api::crds() {
+        for crd in klutch_a9s::provider::api::crds() {
             klutch_sdk::testenv::install_crd(&client, &crd)
                 .await
                 .expect("install CRD");
@@ -156,7 +156,7 @@ impl World {
         let client = self.client.clone();
         let m = metrics.clone();
         let task = tokio::spawn(async move {
-            provider_anynines::run::controllers(client, options, m, async move {
+            klutch_a9s::provider::run::controllers(client, options, m, async move {
                 let _ = rx.await;
             })
             .await;
@@ -334,7 +334,7 @@ impl World {
 }
 
 /// The condition `type_` of an object (for messages).
-pub fn condition<K: Managed>(obj: &K, type_: &str) -> provider_anynines::api::Condition {
+pub fn condition<K: Managed>(obj: &K, type_: &str) -> klutch_a9s::provider::api::Condition {
     conditions::get(obj.conditions(), type_)
         .cloned()
         .unwrap_or_else(|| panic!("{} has no {type_} condition", obj.name_any()))
