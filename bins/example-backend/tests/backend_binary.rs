@@ -60,15 +60,7 @@ async fn the_binary_serves_tls_metrics_and_takes_the_lease() {
     }
     install_crd(
         &admin,
-        &serde_json::from_value(serde_json::json!({
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": { "name": "mangodbs.mangodb.com" },
-            "spec": { "group": "mangodb.com", "scope": "Namespaced",
-                "names": { "kind": "MangoDB", "plural": "mangodbs", "singular": "mangodb" },
-                "versions": [{ "name": "v1alpha1", "served": true, "storage": true,
-                    "schema": { "openAPIV3Schema": { "type": "object" } } }] }
-        }))
-        .unwrap(),
+        &klutch_sdk::testenv::fixtures::TestCrd::mangodb().build(),
     )
     .await
     .unwrap();
