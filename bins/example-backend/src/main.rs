@@ -168,7 +168,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let chain = klutch_sdk::backend::server::crate_error_chain(&e);
+            let chain = klutch_sdk::runtime::report::error_chain(&e);
             tracing::error!(error = %chain, "example-backend stopped");
             eprintln!("example-backend: {chain}");
             ExitCode::from(if matches!(e, Error::Flags(_)) { 2 } else { 1 })

@@ -66,13 +66,7 @@ async fn main() -> ExitCode {
     match init_logging(&cli).and(run(cli).await) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut msg = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                source = s.source();
-            }
+            let msg = klutch_sdk::runtime::report::error_chain(&e);
             tracing::error!(error = %msg, "konnector stopped");
             eprintln!("konnector: {msg}");
             ExitCode::FAILURE

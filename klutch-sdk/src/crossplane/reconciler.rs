@@ -33,6 +33,7 @@ use super::policies::Policies;
 use super::provider::{Provider, jitter};
 use super::settings::{Options, Settings};
 use super::store::{self, StoreError};
+use crate::runtime::report::error_chain;
 
 /// What Observe found.
 #[derive(Debug, Default)]
@@ -198,17 +199,6 @@ impl From<StoreError> for ReconcileFailed {
     fn from(e: StoreError) -> Self {
         ReconcileFailed(error_chain(&e))
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 struct Ctx<E, S> {

@@ -1,5 +1,5 @@
 //! What every klutch binary shares (cargo feature `runtime`): the process-level plumbing around
-//! an engine, so a binary is only flags and wiring. [`duration`] and [`signals`] have no
+//! an engine, so a binary is only flags and wiring. [`duration`], [`report`] and [`signals`] have no
 //! dependencies beyond tokio and are there without the feature (a CLI such as `kubectl bind`
 //! parses its `--timeout` with them).
 //!
@@ -8,6 +8,7 @@
 //! | [`lease`] | leader election on a `coordination.k8s.io/v1` Lease: run work while leader, stop it on loss, with a [`LeaderState`](lease::LeaderState) for health checks |
 //! | [`health`] | the `/healthz` + `/metrics` router ([`Endpoints`](health::Endpoints)), extensible with a binary's own routes, and [`serve`](health::serve) / [`Server`](health::Server) |
 //! | [`logging`] | text or JSON logs to stderr, no ANSI colour when stderr is not a terminal, `RUST_LOG` overriding a default filter |
+//! | [`report`] | an error and its sources on one line ([`error_chain`](report::error_chain)) |
 //! | [`signals`] | a future resolving on SIGTERM or SIGINT |
 //! | [`duration`] | Go-style durations (`90s`, `1h30m`, `500ms`, bare seconds) as a clap `value_parser` |
 //! | [`client`] | a [`kube::Client`] whose requests are counted per cluster and HTTP method; user agent and timeouts |
@@ -53,6 +54,7 @@ pub mod http_metrics;
 pub mod lease;
 #[cfg(feature = "runtime")]
 pub mod logging;
+pub mod report;
 pub mod signals;
 #[cfg(feature = "runtime")]
 pub mod tls;

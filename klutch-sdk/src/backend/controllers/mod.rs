@@ -103,7 +103,7 @@ pub(crate) fn now() -> Time {
 }
 
 pub(crate) fn error_policy<K, B>(_obj: Arc<K>, err: &Error, _ctx: Arc<Context<B>>) -> Action {
-    tracing::warn!(error = %super::server::crate_error_chain(err), "reconcile failed; retrying");
+    tracing::warn!(error = %crate::runtime::report::error_chain(err), "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
 
@@ -185,7 +185,7 @@ pub async fn run_under_lease_with<B: BindingBackend>(
                 tokio::select! {
                     r = &mut controllers.0 => {
                         if let Ok(Err(e)) = r {
-                            tracing::error!(error = %super::server::crate_error_chain(&e), "controllers stopped");
+                            tracing::error!(error = %crate::runtime::report::error_chain(&e), "controllers stopped");
                         }
                         // Keep the Lease, idle, until it is lost.
                         stop.cancelled().await;

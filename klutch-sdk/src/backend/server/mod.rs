@@ -27,7 +27,7 @@ use super::contract::BindingBackend;
 use super::keys::SessionKeys;
 
 pub use catalogue::binding_response;
-pub use problem::{crate_error_chain, valid_id};
+pub use problem::valid_id;
 pub use resources_page::escape_html;
 
 /// HTTP settings of the protocol server.

@@ -5,6 +5,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::backend::contract::AuthError;
+use crate::runtime::report::error_chain;
 
 /// A plain-text error answer.
 #[derive(Debug)]
@@ -26,26 +27,14 @@ pub(super) fn bad_request(msg: impl Into<String>) -> Problem {
 }
 
 pub(super) fn internal(what: &str, err: &dyn std::error::Error) -> Problem {
-    tracing::error!(error = %crate_error_chain(err), "{what}");
+    tracing::error!(error = %error_chain(err), "{what}");
     Problem(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
-}
-
-/// `err` and its sources, `: `-separated.
-pub fn crate_error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 pub(super) fn auth_problem(err: AuthError) -> Problem {
     match &err {
         AuthError::Provider { .. } => {
-            tracing::warn!(error = %crate_error_chain(&err), "identity provider failed");
+            tracing::warn!(error = %error_chain(&err), "identity provider failed");
             Problem(
                 StatusCode::BAD_GATEWAY,
                 "identity provider unavailable".into(),
@@ -53,8 +42,8 @@ pub(super) fn auth_problem(err: AuthError) -> Problem {
         }
         AuthError::Unsupported => Problem(StatusCode::NOT_IMPLEMENTED, err.to_string()),
         _ => {
-            tracing::info!(error = %crate_error_chain(&err), "login refused");
-            Problem(StatusCode::UNAUTHORIZED, crate_error_chain(&err))
+            tracing::info!(error = %error_chain(&err), "login refused");
+            Problem(StatusCode::UNAUTHORIZED, error_chain(&err))
         }
     }
 }
