@@ -6,6 +6,7 @@
 #
 #   testbins/build.sh [COMPONENT...]        # default: k8s etcd dex
 #   testbins/build.sh crossplane crossplane-fpt   # `crossplane beta render` + its function
+#   testbins/build.sh crossplane-core             # Crossplane core for live end-to-end tests
 #
 # Prints `KLUTCH_TESTBIN_DIR=<dir>` last; that directory holds links to every built binary.
 # Environment:
@@ -32,7 +33,7 @@ bindir="$(cd "$bindir" && pwd)"
 export GOMODCACHE="$root/gomod" GOCACHE="$root/gobuild"
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-trimpath -mod=readonly -buildvcs=false"
 
-declare -A VER=([k8s]=v1.36.3 [etcd]=v3.6.14 [dex]=v2.45.1 [crossplane]=v1.20.7 [crossplane-fpt]=v0.10.9)
+declare -A VER=([k8s]=v1.36.3 [etcd]=v3.6.14 [dex]=v2.45.1 [crossplane]=v1.20.7 [crossplane-core]=v1.20.7 [crossplane-fpt]=v0.10.9)
 
 build_k8s() { # $1 = output dir
   local v="${VER[k8s]}" minor ldf="-s -w" p
@@ -63,6 +64,13 @@ build_crossplane() {
     mkdir -p "$1/crossplane-crds" &&
     cp "$(go list -m -f '{{.Dir}}' github.com/crossplane/crossplane)"/cluster/crds/*.yaml "$1/crossplane-crds/" &&
     chmod -R u+w "$1/crossplane-crds")
+}
+build_crossplane_core() {
+  # Crossplane core (`crossplane core start`), run as a local process by the test environment
+  # (klutch_sdk::testenv, ../shared/spec/testenv.md §7.3). Its CRDs are the same as the CLI's copy.
+  (cd "$here/crossplane-core" && go build \
+    -ldflags "-s -w -X github.com/crossplane/crossplane/internal/version.version=${VER[crossplane-core]}" \
+    -o "$1/crossplane-core" github.com/crossplane/crossplane/cmd/crossplane)
 }
 build_crossplane_fpt() {
   # with the CRD of its input (kind Resources), for `crossplane beta validate`
