@@ -702,8 +702,15 @@ async fn polling_mode_helpers() {
         .provision_and_wait("i", &prov(SMALL), &o, d(), None)
         .await
         .unwrap();
+    // A finished asynchronous provision says finished, with the 202's dashboard URL.
     assert!(
-        matches!(r, Completion::Done(ProvisionOutcome::InProgress(_))),
+        matches!(
+            r,
+            Completion::Done(ProvisionOutcome::Created {
+                dashboard_url: Some(_),
+                ..
+            })
+        ),
         "{r:?}"
     );
     let Completion::Done(binding) = p
