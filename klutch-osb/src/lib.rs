@@ -19,6 +19,18 @@
 //!
 //! The normative description is `spec/osb-a9s.md` of the klutch project.
 //!
+//! # Embedding: TLS
+//!
+//! The crate's own HTTP clients carry an explicit rustls configuration on the `ring` provider
+//! ([`tls::client_config`]); nothing needs a process-wide `CryptoProvider` and the crate
+//! installs none. It enables reqwest's `rustls-no-provider` feature and rustls' `ring`. A
+//! host's own `reqwest::Client` keeps working with reqwest's default features (aws-lc-rs),
+//! with `native-tls`, or with `rustls-no-provider` as before. A host whose reqwest has **no**
+//! TLS feature gets rustls as its default backend without a provider, and
+//! `reqwest::Client::new()` panics: enable a TLS feature (reqwest's default does) or build
+//! that client with `tls_backend_preconfigured(klutch_osb::tls::client_config(None, false,
+//! None)?)`. The crate's `docs/osb.md` explains why the crate does not add a fallback provider.
+//!
 //! ```no_run
 //! use klutch_osb::{CallOptions, Client, Context, Deadline, Poller, ProvisionRequest};
 //!

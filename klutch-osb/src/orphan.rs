@@ -398,5 +398,26 @@ mod tests {
                 instance_usable: true
             }
         );
+        // After the broker accepted the operation nothing is "not sent".
+        let gate = Error::from(crate::Gate::NotRetrievable);
+        assert_eq!(OmResult::from_error(&gate), OmResult::NotSent);
+        assert!(!gate.may_have_been_sent());
+        let fetch = Error::AfterAccepted {
+            step: AcceptedStep::FetchBinding,
+            source: Box::new(gate),
+        };
+        assert!(fetch.may_have_been_sent());
+        assert_eq!(
+            orphan_mitigation(Bind, &OmResult::from_error(&fetch), OmPolicy::default()),
+            M::Unbind
+        );
+        let polling = Error::AfterAccepted {
+            step: AcceptedStep::Polling,
+            source: Box::new(Error::Cancelled),
+        };
+        assert_eq!(
+            OmResult::from_error(&polling),
+            OmResult::Success { status: 202 }
+        );
     }
 }
