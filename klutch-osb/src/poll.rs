@@ -483,6 +483,37 @@ impl Poller {
         })
     }
 
+    /// Polling mode for update: sends with `accepts_incomplete=true` and, on 202, polls until
+    /// the end (with the previous plan id: set `previous_values.plan_id` on a plan change, see
+    /// [`crate::Reply::poll_target`]). A finished asynchronous update is
+    /// `Done(Updated { .. })` with the dashboard URL and metadata of the 202.
+    pub async fn update_and_wait(
+        &self,
+        instance_id: &str,
+        req: &crate::UpdateRequest,
+        opts: &CallOptions<'_>,
+        deadline: Deadline,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Completion<crate::UpdateOutcome>> {
+        let opts = CallOptions {
+            accepts_incomplete: true,
+            ..opts.clone()
+        };
+        let reply = self.client.update(instance_id, req, &opts).await?;
+        let (crate::UpdateOutcome::InProgress(op), Some(target)) =
+            (&reply.outcome, &reply.poll_target)
+        else {
+            return Ok(Completion::Done(reply.outcome));
+        };
+        Ok(match self.finish(target, deadline, cancel).await? {
+            None => Completion::Done(crate::UpdateOutcome::Updated {
+                dashboard_url: op.dashboard_url.clone(),
+                metadata: op.metadata.clone(),
+            }),
+            Some(o) => Completion::Unsuccessful(o),
+        })
+    }
+
     /// Polling mode for bind: asks for asynchronous completion when the API version has it and
     /// the service declares `bindings_retrievable` (else binds synchronously, see
     /// [`Client::bind`]); on 202 polls until the end, then fetches the binding (the

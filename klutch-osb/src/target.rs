@@ -2,10 +2,12 @@
 //! Every reply to an operation that started asynchronously carries one
 //! ([`crate::Reply::poll_target`]), so callers never rebuild it from ids by hand.
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::OperationKey;
 
 /// Which last_operation a poll targets, and the query it sends (spec 7.1).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LastOperationQuery {
     /// `service_id` (always sent when known).
     pub service_id: Option<String>,
@@ -16,7 +18,8 @@ pub struct LastOperationQuery {
 }
 
 /// The kind of operation being polled; decides what 410 and 404 mean (spec 7.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OperationKind {
     /// Provision (instance).
     Provision,
@@ -42,8 +45,16 @@ impl OperationKind {
     }
 }
 
-/// What to poll.
-#[derive(Debug, Clone, PartialEq)]
+/// What to poll. Serialisable, so that a caller can store it with the time of the 202 and
+/// resume polling after a restart.
+///
+/// ```
+/// use klutch_osb::{OperationKind, PollTarget};
+/// let t = PollTarget::instance(OperationKind::Provision, "i-1", "svc", "plan", None);
+/// let stored = serde_json::to_string(&t).unwrap();
+/// assert_eq!(serde_json::from_str::<PollTarget>(&stored).unwrap(), t);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PollTarget {
     /// The operation kind.
     pub kind: OperationKind,
