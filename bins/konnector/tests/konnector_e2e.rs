@@ -126,9 +126,8 @@ async fn namespaced_binding(consumer: &kube::Client, space: &Space, konnector: &
         Some("Test Provider")
     );
     assert!(
-        binding
-            .finalizers()
-            .contains(&"klutch.anynines.com/syncer".to_string())
+        binding.finalizers().is_empty(),
+        "no finalizer on the binding (Klutch's konnector knows none there)"
     );
     let crd = Api::<CustomResourceDefinition>::all(consumer.clone())
         .get("widgets.e2e.klutch.test")

@@ -91,21 +91,44 @@ pub async fn sweep(
             return false;
         }
     };
-    let mut changed = false;
-    for meta in list {
-        let Some(owner) = meta.metadata.owner_references.iter().flatten().find(|r| {
-            r.api_version.split('/').next() == Some(GROUP) && r.kind == "APIServiceBinding"
-        }) else {
-            continue;
-        };
-        if live.contains(owner.uid.as_str()) {
-            continue;
+    let candidates: Vec<_> = list
+        .into_iter()
+        .filter_map(|meta| {
+            let owner = meta
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|r| {
+                    r.api_version.split('/').next() == Some(GROUP) && r.kind == "APIServiceBinding"
+                })?
+                .clone();
+            let key = (
+                meta.metadata.uid.clone().unwrap_or_default(),
+                owner.uid.clone(),
+            );
+            (!live.contains(owner.uid.as_str()) && !released.0.contains(&key))
+                .then_some((meta, owner, key))
+        })
+        .collect();
+    if candidates.is_empty() {
+        return false;
+    }
+    // The cache said these bindings are gone; the API server must agree before anything is
+    // released (a cache is never the only reason to let go of an app's objects).
+    let existing: BTreeSet<String> = match Api::<APIServiceBinding>::all(shared.consumer.clone())
+        .list_metadata(&ListParams::default())
+        .await
+    {
+        Ok(l) => l.items.into_iter().filter_map(|b| b.metadata.uid).collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "listing bindings for unbinding failed; retrying on the next pass");
+            return false;
         }
-        let key = (
-            meta.metadata.uid.clone().unwrap_or_default(),
-            owner.uid.clone(),
-        );
-        if released.0.contains(&key) {
+    };
+    let mut changed = false;
+    for (meta, owner, key) in candidates {
+        if existing.contains(&owner.uid) {
             continue;
         }
         let name = meta.name_any();
