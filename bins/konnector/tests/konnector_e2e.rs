@@ -755,6 +755,25 @@ async fn cluster_scoped(consumer: &kube::Client, space: &Space, mode: ClusterSco
     })
     .await;
     assert!(theirs.get_opt(&g1).await.unwrap().is_none(), "no orphan");
+
+    // Unbinding keeps the adopted object on both sides; the provider copy is no longer bound.
+    Api::<APIServiceBinding>::namespaced(consumer.clone(), "klutch-bind")
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("cluster-scoped object released", || async {
+        let o = mine.get("gift").await.unwrap();
+        (o.finalizers().is_empty() && annotated(&o, "klutch.anynines.com/bound").is_none())
+            .then_some(())
+    })
+    .await;
+    eventually("cluster-scoped provider copy unmarked", || async {
+        let o = theirs.get(&gift).await.unwrap();
+        annotated(&o, "klutch.anynines.com/bound")
+            .is_none()
+            .then_some(())
+    })
+    .await;
 }
 
 fn claim(resource: &str, selector: serde_json::Value) -> AcceptablePermissionClaim {

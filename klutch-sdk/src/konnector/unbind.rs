@@ -30,9 +30,10 @@ use kube::api::{
 
 use super::connection::Shared;
 use super::kubeconfig;
-use crate::api::APIServiceBinding;
-use crate::api::APIServiceNamespace;
 use crate::api::wellknown::{BOUND_ANNOTATION, GROUP, SYNCER_FINALIZER};
+use crate::api::{APIServiceBinding, APIServiceExport, APIServiceNamespace};
+use crate::sync::naming::NamespaceMap;
+use crate::sync::placement::{Placer, WatchScope};
 
 /// Annotation the konnector puts on each CRD it materialises: `<namespace>/<name>` of the
 /// binding's kubeconfig Secret, so that the provider copies can still be released after the
@@ -241,8 +242,8 @@ async fn release_consumer_objects(shared: &Shared, ar: &ApiResource) -> Result<u
     Ok(changed)
 }
 
-/// Removes `bound` from the provider copies in every service namespace of the CRD's provider
-/// namespace. Without a readable kubeconfig Secret (or provider) there is nothing it can do; the
+/// Removes `bound` from this consumer's provider copies, found where the export's placement puts
+/// them (cluster-scoped copies too), or in the service namespaces when the export is gone. Without a readable kubeconfig Secret (or provider) there is nothing it can do; the
 /// copies then keep `bound`, which only matters if the same app cluster binds the API again.
 async fn unmark_provider_copies(
     shared: &Shared,
@@ -294,27 +295,55 @@ async fn unmark_provider_copies(
             source,
         }
     };
-    let mappings: Api<APIServiceNamespace> = Api::namespaced(client.clone(), &provider_ns);
-    let list = mappings
-        .list(&ListParams::default())
+    let mappings: Vec<APIServiceNamespace> =
+        Api::<APIServiceNamespace>::namespaced(client.clone(), &provider_ns)
+            .list(&ListParams::default())
+            .await
+            .map_err(err("list APIServiceNamespaces".into()))?
+            .items;
+    let map = NamespaceMap::from_api_service_namespaces(mappings.iter());
+    // Where the copies are, and which are this consumer's: as the sync context placed them (the
+    // export's placement); without the export, the service namespaces.
+    let export = Api::<APIServiceExport>::namespaced(client.clone(), &provider_ns)
+        .get_opt(&name)
         .await
-        .map_err(err("list APIServiceNamespaces".into()))?;
+        .map_err(err("read the APIServiceExport".into()))?;
+    let placer = export.map(|e| Placer {
+        placement: shared.placement.placement(&e),
+        cluster_ns: provider_ns.clone(),
+        cluster_ns_uid: None,
+    });
+    let scopes: BTreeSet<WatchScope> = match &placer {
+        Some(placer) => placer.watch_scopes(&map),
+        None => mappings
+            .iter()
+            .filter_map(|m| m.status.as_ref()?.namespace.clone())
+            .map(WatchScope::Namespace)
+            .collect(),
+    };
     let unbound = serde_json::json!({ "metadata": { "annotations": { BOUND_ANNOTATION: null } } });
     let mut changed = 0;
-    for m in list {
-        let Some(ns) = m.status.and_then(|s| s.namespace) else {
-            continue;
+    for scope in scopes {
+        let list_api: Api<DynamicObject> = match &scope {
+            WatchScope::Cluster => Api::all_with(client.clone(), ar),
+            WatchScope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, ar),
         };
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, ar);
-        let objects = match api.list(&ListParams::default()).await {
+        let objects = match list_api.list(&ListParams::default()).await {
             Ok(l) => l,
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => continue,
-            Err(e) => return Err(err(format!("list provider copies in {ns}"))(e)),
+            Err(e) => return Err(err(format!("list provider copies ({scope:?})"))(e)),
         };
         for o in objects {
-            if !crate::sync::copy::is_bound(&o) {
+            let ours = placer
+                .as_ref()
+                .is_none_or(|p| p.consumer_key(&o.metadata, &map).is_some());
+            if !ours || !crate::sync::copy::is_bound(&o) {
                 continue;
             }
+            let api: Api<DynamicObject> = match o.namespace() {
+                Some(ns) => Api::namespaced_with(client.clone(), &ns, ar),
+                None => Api::all_with(client.clone(), ar),
+            };
             match api
                 .patch(
                     &o.name_any(),
@@ -326,9 +355,7 @@ async fn unmark_provider_copies(
                 Ok(_) => changed += 1,
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => {
-                    return Err(err(format!("unmark provider copy {ns}/{}", o.name_any()))(
-                        e,
-                    ));
+                    return Err(err(format!("unmark provider copy {}", o.name_any()))(e));
                 }
             }
         }
