@@ -57,6 +57,8 @@ pub mod backup;
 pub mod broker;
 pub mod claims;
 pub mod credentials;
+#[cfg(feature = "devbroker")]
+pub mod devbroker;
 pub mod flatten;
 #[cfg(feature = "provider")]
 pub mod provider;

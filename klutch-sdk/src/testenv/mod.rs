@@ -46,6 +46,7 @@ mod dex;
 mod error;
 pub mod fixtures;
 mod pki;
+pub mod postgres;
 mod process;
 
 use std::collections::HashSet;
