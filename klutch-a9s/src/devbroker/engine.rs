@@ -82,13 +82,18 @@ impl Engine {
             .map_err(sql("look for the state database"))?
             .is_some();
         if !exists {
+            // CREATE DATABASE may not share a (multi-statement) transaction.
+            admin
+                .batch_execute(&format!("CREATE DATABASE {}", ident(&self.state_db)))
+                .await
+                .map_err(sql("create the state database"))?;
             admin
                 .batch_execute(&format!(
-                    "CREATE DATABASE {0}; REVOKE ALL ON DATABASE {0} FROM PUBLIC",
+                    "REVOKE ALL ON DATABASE {} FROM PUBLIC",
                     ident(&self.state_db)
                 ))
                 .await
-                .map_err(sql("create the state database"))?;
+                .map_err(sql("revoke PUBLIC access to the state database"))?;
         }
         store::migrate(&self.state().await?).await
     }
