@@ -566,3 +566,120 @@ async fn bad_input_gets_the_osb_error_the_spec_prescribes() {
     );
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_restarts_with_its_data_and_the_broker_carries_on() {
+    let mut pg = server().await;
+    let broker = DevBroker::start(config(&pg)).await.unwrap();
+    let a9s = A9sBroker::new(broker.http_config()).unwrap();
+    let ids = ids(&a9s).await;
+    let iid = provision(&a9s, &ids, json!({})).await;
+    let creds = bind(&a9s, &ids, &iid, "app").await;
+    let ServiceCredentials::Postgresql(c) = &creds else {
+        panic!("not PostgreSQL")
+    };
+    let u = uri(&creds);
+    let s = sql(&u).await.unwrap();
+    s.batch_execute("CREATE TABLE t (v int); INSERT INTO t VALUES (42)")
+        .await
+        .unwrap();
+    // Password authentication is real: a wrong password is refused.
+    let wrong = format!(
+        "postgres://{}:not-the-password@{}:{}/{}",
+        c.username, c.host, c.port, c.name
+    );
+    assert!(sql(&wrong).await.is_err());
+
+    pg.restart().await.expect("restart PostgreSQL");
+    assert!(
+        s.simple_query("SELECT 1").await.is_err(),
+        "old sessions ended"
+    );
+    let s = sql(&u)
+        .await
+        .expect("the binding connects after the restart");
+    let v: i32 = s.query_one("SELECT v FROM t", &[]).await.unwrap().get(0);
+    assert_eq!(v, 42);
+    // The broker reconnects by itself.
+    let u2 = uri(&bind(&a9s, &ids, &iid, "app-2").await);
+    sql(&u2).await.expect("a new binding after the restart");
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deprovision_sent_during_the_provision_wins() {
+    let pg = server().await;
+    let mut slow = config(&pg);
+    slow.provision_delay = Duration::from_secs(3600);
+    let broker = DevBroker::start(slow).await.unwrap();
+    let a9s = A9sBroker::new(broker.http_config()).unwrap();
+    let ids = ids(&a9s).await;
+    let iid = a9s.unique_instance_id().await.unwrap();
+    let req = ProvisionRequest::new(&ids.service, &ids.plan).guids("o", "s");
+    let out = a9s
+        .osb()
+        .provision(&iid, &req, &CallOptions::new().asynchronous())
+        .await
+        .unwrap()
+        .outcome;
+    assert!(matches!(out, ProvisionOutcome::InProgress(_)), "{out:?}");
+    let out = a9s
+        .osb()
+        .deprovision(
+            &iid,
+            &ids.service,
+            &ids.plan,
+            &CallOptions::new().asynchronous(),
+        )
+        .await
+        .unwrap()
+        .outcome;
+    let DeleteOutcome::InProgress { operation } = out else {
+        panic!("{out:?}")
+    };
+    let target = PollTarget::instance(
+        OperationKind::Deprovision,
+        &iid,
+        &ids.service,
+        &ids.plan,
+        operation,
+    );
+    let done = Poller::new(a9s.osb().clone())
+        .wait(
+            &target,
+            Deadline::from_now(Some(Duration::from_secs(120)), None),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            done.outcome,
+            PollOutcome::Succeeded { .. } | PollOutcome::Gone
+        ),
+        "{:?}",
+        done.outcome
+    );
+    let rec = a9s.instance(&iid).await.unwrap();
+    assert_eq!(rec.state, InstanceState::Deleted);
+    let admin = sql(pg.url()).await.unwrap();
+    let db = format!("a9s_i{}", rec.id.unwrap());
+    let n = admin
+        .query("SELECT 1 FROM pg_database WHERE datname = $1", &[&db])
+        .await
+        .unwrap();
+    assert!(n.is_empty());
+    // A provision retried with the same id after the delete is refused: ids are never reused.
+    let e = a9s
+        .osb()
+        .provision(&iid, &req, &CallOptions::new().asynchronous())
+        .await
+        .expect_err("id reuse refused");
+    assert!(
+        format!("{e:?}").contains("409")
+            || format!("{e}").contains("409")
+            || format!("{e:?}").contains("Conflict"),
+        "{e:?}"
+    );
+    broker.shutdown().await;
+}

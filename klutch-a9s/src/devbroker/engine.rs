@@ -426,9 +426,6 @@ pub mod jobs {
 
     /// Provisions instance `seq` (state `deploying`).
     pub async fn provision(engine: Arc<Engine>, seq: i64) {
-        if !engine.provision_delay.is_zero() {
-            tokio::time::sleep(engine.provision_delay).await;
-        }
         let r = async {
             let c = engine.state().await?;
             let Some(i) = store::instance_by_seq(&c, seq).await? else {

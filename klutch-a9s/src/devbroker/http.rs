@@ -81,6 +81,10 @@ impl App {
     fn provision(&self, seq: i64) {
         let (engine, lock) = (self.engine.clone(), self.jobs.lock(seq));
         self.jobs.spawn(async move {
+            // The delay is spent outside the work lock, so a deprovision is not held up by it.
+            if !engine.provision_delay.is_zero() {
+                tokio::time::sleep(engine.provision_delay).await;
+            }
             let _g = lock.lock().await;
             jobs::provision(engine, seq).await;
         });
@@ -246,7 +250,7 @@ impl IntoResponse for Fail {
         match self {
             Fail::Reply(r) => r,
             Fail::Internal(e) => {
-                let text = klutch_error_chain(&e);
+                let text = error_chain(&e);
                 tracing::warn!(error = %text, "request failed");
                 fail(500, None, text)
             }
@@ -254,7 +258,7 @@ impl IntoResponse for Fail {
     }
 }
 
-fn klutch_error_chain(e: &dyn std::error::Error) -> String {
+fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
