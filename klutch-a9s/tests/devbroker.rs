@@ -437,7 +437,9 @@ async fn bad_input_gets_the_osb_error_the_spec_prescribes() {
         b
     };
     let path = "/v2/service_instances/i-bad?accepts_incomplete=true";
-    let cases: Vec<(Value, (&str, &str), u16, Option<&str>)> = vec![
+    // (request body, basic-auth credentials, expected status, expected `error` code)
+    type Case<'a> = (Value, (&'a str, &'a str), u16, Option<&'a str>);
+    let cases: Vec<Case<'_>> = vec![
         (
             with("plan_id", json!("no-such-plan")),
             good,

@@ -235,7 +235,7 @@ fn fail(status: u16, code: Option<&str>, description: impl Into<String>) -> Resp
 
 /// A handler's failure: an OSB error response, or a server-side error (500).
 enum Fail {
-    Reply(Response),
+    Reply(Box<Response>),
     Internal(DevBrokerError),
 }
 
@@ -248,7 +248,7 @@ impl From<DevBrokerError> for Fail {
 impl IntoResponse for Fail {
     fn into_response(self) -> Response {
         match self {
-            Fail::Reply(r) => r,
+            Fail::Reply(r) => *r,
             Fail::Internal(e) => {
                 let text = error_chain(&e);
                 tracing::warn!(error = %text, "request failed");
@@ -272,7 +272,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 type Res = std::result::Result<Response, Fail>;
 
 fn reject(status: u16, code: Option<&str>, description: impl Into<String>) -> Fail {
-    Fail::Reply(fail(status, code, description))
+    Fail::Reply(Box::new(fail(status, code, description)))
 }
 
 async fn basic_auth(State(app): State<Shared>, req: Request, next: Next) -> Response {
