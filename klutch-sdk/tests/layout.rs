@@ -51,6 +51,7 @@ fn the_reference_binaries_are_wiring() {
         ("konnector", 400),
         ("provider-anynines", 600),
         ("example-backend", 600),
+        ("a9s-dev-broker", 200),
     ] {
         let lines = lines_of_rust(&root.join("bins").join(bin).join("src"));
         assert!(
