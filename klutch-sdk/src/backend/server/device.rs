@@ -131,10 +131,6 @@ pub(super) async fn authorize<B: BindingBackend>(
         .c
         .filter(|c| valid_id(c))
         .ok_or_else(|| bad_request("missing or invalid cluster id (c)"))?;
-    let resource = form
-        .resource
-        .filter(|r| valid_resource(r))
-        .ok_or_else(|| bad_request("missing or invalid resource (<plural>.<group> to bind)"))?;
     let cluster = form
         .cluster
         .map(|c| {
@@ -151,6 +147,10 @@ pub(super) async fn authorize<B: BindingBackend>(
             "this backend has no device flow".into(),
         ));
     }
+    let resource = form
+        .resource
+        .filter(|r| valid_resource(r))
+        .ok_or_else(|| bad_request("missing or invalid resource (<plural>.<group> to bind)"))?;
     let started = auth.start_device().await.map_err(auth_problem)?;
     let exp = now_secs() + i64::try_from(started.expires_in).unwrap_or(600);
     let confirm = confirmation_code(&inner.config.keys, &started.device_code);
