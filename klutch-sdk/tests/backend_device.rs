@@ -88,6 +88,56 @@ async fn approve_at_dex(issuer: &str, verification_uri: &str, user_code: &str, e
     panic!("Dex never reached /device/callback");
 }
 
+/// A second backend replica: same keys, same Dex clients, same cluster, its own memory.
+async fn second_replica(f: &backend_common::Fixture) -> String {
+    use klutch_sdk::backend::*;
+    let admin = f.admin().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let auth = OidcAuthenticator::discover_with(
+        OidcConfig {
+            issuer_url: f.env.dex().unwrap().issuer().to_owned(),
+            client_id: backend_common::CLIENT_ID.into(),
+            client_secret: backend_common::CLIENT_SECRET.to_owned().into(),
+            callback_url: format!("{}/callback", f.base),
+            ca_pem: None,
+        },
+        OidcOptions {
+            device_client_id: Some(backend_common::DEVICE_CLIENT_ID.into()),
+            ..OidcOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let backend = TemplateBackend::start(
+        admin.clone(),
+        auth,
+        TemplateBackendConfig {
+            pretty_name: "Test Provider".into(),
+            consumer_scope: klutch_sdk::api::export::Scope::Namespaced,
+            cluster_scoped_isolation: klutch_sdk::api::export::ClusterScopedIsolation::Prefixed,
+        },
+    )
+    .await
+    .unwrap();
+    let spaces = std::sync::Arc::new(BindingSpaces::new(
+        admin.clone(),
+        BindingSpaceConfig::new(
+            "Test Provider",
+            ExternalCluster {
+                server: f.env["provider"].url().to_owned(),
+                ca_pem: None,
+                server_name: None,
+            },
+        ),
+    ));
+    let router = Server::new(backend, spaces, ServerConfig::new(f.keys.clone()))
+        .device_redemptions_in(admin, "default")
+        .router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    base
+}
+
 #[tokio::test]
 async fn device_flow_binds_without_a_browser_redirect() {
     let f = fixture().await;
@@ -227,12 +277,40 @@ async fn device_flow_binds_without_a_browser_redirect() {
     .await;
     assert_eq!(done["sid"], sid.as_str());
     assert_eq!(done["expires_in"], 3600);
-    // Redeemed once: Dex would hand the token out again, the backend does not.
+    // Redeemed once: Dex would hand the token out again, the backend does not — neither this
+    // replica nor another one with the same keys.
     let (status, again) = post(&http, &token_url, &[("device_code", &device_code)]).await;
     assert_eq!(
         (status, again["error"].as_str()),
         (400, Some("invalid_grant")),
         "a second session from one device code: {again}"
+    );
+    let other = second_replica(f).await;
+    let (status, again) = post(
+        &http,
+        &format!("{other}/device/token"),
+        &[("device_code", &device_code)],
+    )
+    .await;
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "a second session from another replica: {again}"
+    );
+    let redemptions = kube::Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+        f.admin().await,
+        "default",
+    )
+    .list(&kube::api::ListParams::default().labels(&format!(
+        "{}=true",
+        klutch_sdk::backend::server::REDEMPTION_LABEL
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        redemptions.items.len(),
+        1,
+        "one Lease records the redemption"
     );
     let cookie = format!("klutch-bind-{sid}={}", done["session"].as_str().unwrap());
 

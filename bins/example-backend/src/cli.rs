@@ -46,7 +46,7 @@ pub struct Cli {
     /// Login requests (/authorize, /callback, /device/*) per minute and client address, as
     /// `<per-minute>[/<burst>]`; `0` switches the limit off.
     #[arg(long, env = "LOGIN_RATE_LIMIT", default_value = "60/30", value_parser = rate_limit)]
-    pub login_rate_limit: Option<klutch_sdk::backend::server::LoginRateLimit>,
+    pub login_rate_limit: RateLimit,
     /// This backend's /callback URL as registered at the IdP, e.g. https://bind.example.com/callback.
     #[arg(long, env = "OIDC_CALLBACK_URL")]
     pub oidc_callback_url: Option<String>,
@@ -172,7 +172,11 @@ pub enum Isolation {
     None,
 }
 
-fn rate_limit(s: &str) -> Result<Option<klutch_sdk::backend::server::LoginRateLimit>, String> {
+/// `--login-rate-limit`: a limit, or none (`0`).
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit(pub Option<klutch_sdk::backend::server::LoginRateLimit>);
+
+fn rate_limit(s: &str) -> Result<RateLimit, String> {
     let (rate, burst) = s.split_once('/').unwrap_or((s, s));
     let parse = |v: &str| {
         v.trim()
@@ -180,7 +184,9 @@ fn rate_limit(s: &str) -> Result<Option<klutch_sdk::backend::server::LoginRateLi
             .map_err(|_| format!("{s:?} is not <per-minute>[/<burst>]"))
     };
     let (rate, burst) = (parse(rate)?, parse(burst)?);
-    Ok((rate > 0).then(|| klutch_sdk::backend::server::LoginRateLimit::new(rate, burst)))
+    Ok(RateLimit((rate > 0).then(|| {
+        klutch_sdk::backend::server::LoginRateLimit::new(rate, burst)
+    })))
 }
 
 fn non_empty(s: &str) -> Result<String, String> {
@@ -285,5 +291,31 @@ impl Cli {
             Isolation::Namespaced => ClusterScopedIsolation::Namespaced,
             Isolation::None => ClusterScopedIsolation::None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn flags_are_consistent_and_rate_limits_parse() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["example-backend"]).unwrap();
+        assert_eq!(
+            cli.login_rate_limit.0,
+            Some(klutch_sdk::backend::server::LoginRateLimit::new(60, 30))
+        );
+        assert_eq!(cli.read_header_timeout, std::time::Duration::from_secs(10));
+        let cli = Cli::try_parse_from(["example-backend", "--login-rate-limit", "0"]).unwrap();
+        assert_eq!(cli.login_rate_limit.0, None);
+        let cli = Cli::try_parse_from(["example-backend", "--login-rate-limit", "10"]).unwrap();
+        assert_eq!(
+            cli.login_rate_limit.0,
+            Some(klutch_sdk::backend::server::LoginRateLimit::new(10, 10))
+        );
+        assert!(Cli::try_parse_from(["example-backend", "--login-rate-limit", "x/1"]).is_err());
     }
 }

@@ -119,11 +119,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
     server_config.tls = cli.tls_cert_file.is_some();
     server_config.trust_forwarded_headers = cli.trust_forwarded_headers;
     server_config.allowed_redirect_hosts = cli.allowed_redirect_hosts.clone();
-    server_config.login_rate_limit = cli.login_rate_limit;
+    server_config.login_rate_limit = cli.login_rate_limit.0;
     let mut registry = prometheus_client::registry::Registry::with_prefix("klutch_backend");
     let metrics = HttpMetrics::register(&mut registry);
     let router = metrics.instrument(
         Server::new(backend.clone(), spaces, server_config)
+            .device_redemptions_in(client.clone(), &cli.lease_namespace)
             .router()
             .merge(
                 health::Endpoints::new()

@@ -228,7 +228,9 @@ async fn start() -> Fixture {
     ));
     let mut config = ServerConfig::new(keys.clone());
     config.callback_url = Some(callback);
-    let router = Server::new(backend.clone(), spaces, config).router();
+    let router = Server::new(backend.clone(), spaces, config)
+        .device_redemptions_in(client.clone(), "default")
+        .router();
     // Served as example-backend serves it: timeouts, connection limit, peer addresses.
     let server = klutch_sdk::runtime::health::Server::bind(([127, 0, 0, 1], port).into())
         .await

@@ -15,13 +15,18 @@
 //!   the IdP (whose own user code is sealed in the ticket and never given to the requester);
 //! - `POST /device/token` (form `device_code`) → 400 [`OAuthError`] (RFC 8628 errors) while
 //!   waiting or failing, 200 [`DeviceSession`] (`expires_in: 3600`) once the ID token is
-//!   verified — **once**: a redeemed device code answers `invalid_grant` afterwards. `session` is
+//!   verified — **once**: a redeemed device code answers `invalid_grant` afterwards (recorded in
+//!   memory and, with [`Server::device_redemptions_in`](super::Server::device_redemptions_in), as
+//!   a Lease in the provider cluster for all replicas). `session` is
 //!   the value of cookie `klutch-bind-<sid>`, which then works for `/resources`
 //!   (`Accept: application/json`) and `/bind` (answers JSON BindingResponse) for the approved
 //!   `resource` on the approved `cid` only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use axum::Json;
 use axum::extract::{Form, Query, State};
@@ -67,22 +72,76 @@ struct ConsentTicket {
     exp: i64,
 }
 
-/// Device codes already redeemed, by a keyed hash, until they expire. Per process: with several
-/// replicas, route `/device/token` of one login to one replica (or run one HTTP replica).
-#[derive(Debug, Default)]
-pub(super) struct Redeemed(Mutex<HashMap<String, i64>>);
+/// The label of the Leases that record redeemed device codes.
+pub const REDEMPTION_LABEL: &str = "klutch.anynines.com/device-redemption";
+/// Their annotation with the code's expiry (Unix seconds), after which they are deleted.
+const REDEMPTION_EXPIRES: &str = "klutch.anynines.com/expires";
+
+/// Device codes already redeemed, by a keyed hash, until they expire: in this process's memory
+/// and, when configured ([`Server::device_redemptions_in`](super::Server::device_redemptions_in)),
+/// as Leases in the provider cluster, created if absent, so that no replica hands out a second
+/// session for one code.
+#[derive(Default)]
+pub(super) struct Redeemed {
+    memory: Mutex<HashMap<String, i64>>,
+    pub(super) cluster: Option<kube::Api<Lease>>,
+}
 
 impl Redeemed {
-    /// Records `key` until `exp`; `false` when it was recorded already.
-    fn claim(&self, key: String, exp: i64) -> bool {
-        let mut map = self.0.lock().expect("redeemed lock");
-        let now = now_secs();
-        map.retain(|_, e| *e >= now);
-        match map.entry(key) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(exp);
-                true
+    /// Records `key` until `exp`; `Ok(false)` when it was recorded already (here or, with the
+    /// cluster, by any replica).
+    async fn claim(&self, key: &str, exp: i64) -> Result<bool, kube::Error> {
+        {
+            let mut map = self.memory.lock().expect("redeemed lock");
+            let now = now_secs();
+            map.retain(|_, e| *e >= now);
+            if map.contains_key(key) {
+                return Ok(false);
+            }
+        }
+        if let Some(api) = &self.cluster {
+            let hex: String = key.bytes().take(24).map(|b| format!("{b:02x}")).collect();
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(format!("klutch-device-{hex}")),
+                    labels: Some([(REDEMPTION_LABEL.to_owned(), "true".to_owned())].into()),
+                    annotations: Some([(REDEMPTION_EXPIRES.to_owned(), exp.to_string())].into()),
+                    ..ObjectMeta::default()
+                },
+                spec: None,
+            };
+            match api.create(&kube::api::PostParams::default(), &lease).await {
+                Ok(_) => {
+                    let api = api.clone();
+                    tokio::spawn(async move { forget_expired(&api).await });
+                }
+                Err(kube::Error::Api(status)) if status.code == 409 => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut map = self.memory.lock().expect("redeemed lock");
+        Ok(map.insert(key.to_owned(), exp).is_none())
+    }
+}
+
+/// Deletes the redemption Leases of expired codes (best effort: the next claim tries again).
+async fn forget_expired(api: &kube::Api<Lease>) {
+    let params = kube::api::ListParams::default().labels(&format!("{REDEMPTION_LABEL}=true"));
+    let Ok(list) = api.list(&params).await else {
+        return;
+    };
+    let now = now_secs();
+    for lease in list.items {
+        let expired = lease
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REDEMPTION_EXPIRES))
+            .and_then(|e| e.parse::<i64>().ok())
+            .is_none_or(|e| e < now);
+        if let (true, Some(name)) = (expired, lease.metadata.name.as_deref()) {
+            if let Err(e) = api.delete(name, &Default::default()).await {
+                tracing::debug!(lease = name, error = %e, "delete an expired device redemption");
             }
         }
     }
@@ -318,12 +377,20 @@ pub(super) async fn token<B: BindingBackend>(
                 .config
                 .keys
                 .sign(format!("device-redeemed:{}", sealed.idp).as_bytes());
-            if !inner.redeemed.claim(key, sealed.exp) {
-                tracing::warn!(sid = %sealed.sid, "a redeemed device code was presented again");
-                return oauth_error(
-                    "invalid_grant",
-                    "this device code was redeemed already; start again",
-                );
+            match inner.redeemed.claim(&key, sealed.exp).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(sid = %sealed.sid, "a redeemed device code was presented again");
+                    return oauth_error(
+                        "invalid_grant",
+                        "this device code was redeemed already; start again",
+                    );
+                }
+                Err(e) => {
+                    // Fail closed: without the record, a second session could follow.
+                    return super::problem::internal("record the device redemption", &e)
+                        .into_response();
+                }
             }
             let mut session = Session::new(&who, None, &sealed.sid, &sealed.cid);
             session.resource = Some(sealed.resource.clone());

@@ -35,6 +35,7 @@ use super::contract::BindingBackend;
 use super::keys::SessionKeys;
 
 pub use catalogue::binding_response;
+pub use device::REDEMPTION_LABEL;
 pub use problem::valid_id;
 pub use rate_limit::LoginRateLimit;
 pub use resources_page::escape_html;
@@ -110,6 +111,21 @@ impl<B: BindingBackend> Server<B> {
                 redeemed: device::Redeemed::default(),
             }),
         }
+    }
+
+    /// Records redeemed device codes as Leases (label
+    /// `klutch.anynines.com/device-redemption`) in `namespace` of the provider cluster, so that
+    /// no replica with the same keys hands out a second session for one device code (without it,
+    /// only this process remembers). Needs `create`, `list` and `delete` on Leases there.
+    ///
+    /// # Panics
+    /// When called after the server was cloned.
+    pub fn device_redemptions_in(mut self, client: kube::Client, namespace: &str) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("device_redemptions_in is called before the server is cloned")
+            .redeemed
+            .cluster = Some(kube::Api::namespaced(client, namespace));
+        self
     }
 
     /// The router. Serve it with `axum::serve` (plain) or behind a TLS acceptor.
