@@ -425,19 +425,20 @@ async fn mac_signed_future_and_subjectless_id_tokens_are_refused() {
             b.get(&back).await.unwrap()
         }
     };
+    let mut accepted = Vec::new();
     for mode in ["hs256", "future", "nosub"] {
         let page = login(mode).await;
-        assert_eq!(page.status, 401, "{mode}: {}", page.body);
+        if page.status != 401 || page.headers.get("set-cookie").is_some() {
+            accepted.push(format!("{mode}: {} {}", page.status, page.body));
+            continue;
+        }
         assert!(
             page.body.contains("ID token rejected"),
             "{mode}: {}",
             page.body
         );
-        assert!(
-            page.headers.get("set-cookie").is_none(),
-            "{mode}: no session"
-        );
     }
+    assert!(accepted.is_empty(), "ID tokens accepted: {accepted:#?}");
     // The same IdP's genuine EdDSA token logs in, so the refusals are the tokens' fault.
     let page = login("genuine").await;
     assert_eq!(page.status, 302, "genuine: {}", page.body);
