@@ -139,10 +139,10 @@ async fn forget_expired(api: &kube::Api<Lease>) {
             .and_then(|a| a.get(REDEMPTION_EXPIRES))
             .and_then(|e| e.parse::<i64>().ok())
             .is_none_or(|e| e < now);
-        if let (true, Some(name)) = (expired, lease.metadata.name.as_deref()) {
-            if let Err(e) = api.delete(name, &Default::default()).await {
-                tracing::debug!(lease = name, error = %e, "delete an expired device redemption");
-            }
+        if let (true, Some(name)) = (expired, lease.metadata.name.as_deref())
+            && let Err(e) = api.delete(name, &Default::default()).await
+        {
+            tracing::debug!(lease = name, error = %e, "delete an expired device redemption");
         }
     }
 }
