@@ -20,6 +20,33 @@ pub struct Cli {
     /// OIDC client secret (prefer the environment variable).
     #[arg(long, env = "OIDC_CLIENT_SECRET", hide_env_values = true)]
     pub oidc_issuer_client_secret: Option<String>,
+    /// A public OIDC client (no secret) for the device flow of `kubectl bind --non-interactive`.
+    /// Unset: no device flow is offered (the confidential secret is never sent with a device
+    /// request).
+    #[arg(long, env = "OIDC_DEVICE_CLIENT_ID")]
+    pub oidc_device_client_id: Option<String>,
+    /// ID-token signing algorithms accepted, whatever the IdP advertises; asymmetric only
+    /// (HS256/HS384/HS512 and none are refused).
+    #[arg(
+        long,
+        env = "OIDC_ID_TOKEN_ALGS",
+        value_delimiter = ',',
+        default_value = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA"
+    )]
+    pub oidc_id_token_algs: Vec<String>,
+    /// How long a client may take to send a request's headers before the connection is closed.
+    #[arg(long, env = "READ_HEADER_TIMEOUT", default_value = "10s", value_parser = klutch_sdk::runtime::duration::parse)]
+    pub read_header_timeout: std::time::Duration,
+    /// How long a client may take to send a request body (then 408).
+    #[arg(long, env = "READ_BODY_TIMEOUT", default_value = "30s", value_parser = klutch_sdk::runtime::duration::parse)]
+    pub read_body_timeout: std::time::Duration,
+    /// Open connections at most; more clients wait until one closes.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Login requests (/authorize, /callback, /device/*) per minute and client address, as
+    /// `<per-minute>[/<burst>]`; `0` switches the limit off.
+    #[arg(long, env = "LOGIN_RATE_LIMIT", default_value = "60/30", value_parser = rate_limit)]
+    pub login_rate_limit: RateLimit,
     /// This backend's /callback URL as registered at the IdP, e.g. https://bind.example.com/callback.
     #[arg(long, env = "OIDC_CALLBACK_URL")]
     pub oidc_callback_url: Option<String>,
@@ -145,6 +172,23 @@ pub enum Isolation {
     None,
 }
 
+/// `--login-rate-limit`: a limit, or none (`0`).
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit(pub Option<klutch_sdk::backend::server::LoginRateLimit>);
+
+fn rate_limit(s: &str) -> Result<RateLimit, String> {
+    let (rate, burst) = s.split_once('/').unwrap_or((s, s));
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{s:?} is not <per-minute>[/<burst>]"))
+    };
+    let (rate, burst) = (parse(rate)?, parse(burst)?);
+    Ok(RateLimit((rate > 0).then(|| {
+        klutch_sdk::backend::server::LoginRateLimit::new(rate, burst)
+    })))
+}
+
 fn non_empty(s: &str) -> Result<String, String> {
     if s.is_empty() {
         Err("must not be empty".into())
@@ -247,5 +291,31 @@ impl Cli {
             Isolation::Namespaced => ClusterScopedIsolation::Namespaced,
             Isolation::None => ClusterScopedIsolation::None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn flags_are_consistent_and_rate_limits_parse() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["example-backend"]).unwrap();
+        assert_eq!(
+            cli.login_rate_limit.0,
+            Some(klutch_sdk::backend::server::LoginRateLimit::new(60, 30))
+        );
+        assert_eq!(cli.read_header_timeout, std::time::Duration::from_secs(10));
+        let cli = Cli::try_parse_from(["example-backend", "--login-rate-limit", "0"]).unwrap();
+        assert_eq!(cli.login_rate_limit.0, None);
+        let cli = Cli::try_parse_from(["example-backend", "--login-rate-limit", "10"]).unwrap();
+        assert_eq!(
+            cli.login_rate_limit.0,
+            Some(klutch_sdk::backend::server::LoginRateLimit::new(10, 10))
+        );
+        assert!(Cli::try_parse_from(["example-backend", "--login-rate-limit", "x/1"]).is_err());
     }
 }

@@ -12,9 +12,10 @@ use std::time::Duration;
 use clap::Parser as _;
 use klutch_sdk::backend::controllers::run_under_lease;
 use klutch_sdk::backend::{
-    BindingSpaceConfig, BindingSpaces, ExternalCluster, OidcAuthenticator, OidcConfig, Server,
-    ServerConfig, TemplateBackend, TemplateBackendConfig,
+    BindingSpaceConfig, BindingSpaces, ExternalCluster, OidcAuthenticator, OidcConfig, OidcOptions,
+    Server, ServerConfig, TemplateBackend, TemplateBackendConfig,
 };
+use klutch_sdk::runtime::health::ServeOptions;
 use klutch_sdk::runtime::{client, health, http_metrics::HttpMetrics, logging, signals, tls};
 
 use crate::cli::Cli;
@@ -76,13 +77,20 @@ async fn run(cli: Cli) -> Result<(), Error> {
     if cli.external_server_name.is_some() {
         external.server_name = cli.external_server_name.clone();
     }
-    let auth = OidcAuthenticator::discover(OidcConfig {
-        issuer_url: oidc.issuer,
-        client_id: oidc.client_id,
-        client_secret: oidc.client_secret.into(),
-        callback_url: oidc.callback.clone(),
-        ca_pem: cli.oidc_ca_file.as_deref().map(read).transpose()?,
-    })
+    let auth = OidcAuthenticator::discover_with(
+        OidcConfig {
+            issuer_url: oidc.issuer,
+            client_id: oidc.client_id,
+            client_secret: oidc.client_secret.into(),
+            callback_url: oidc.callback.clone(),
+            ca_pem: cli.oidc_ca_file.as_deref().map(read).transpose()?,
+        },
+        OidcOptions {
+            device_client_id: cli.oidc_device_client_id.clone(),
+            id_token_algs: cli.oidc_id_token_algs.clone(),
+            ..OidcOptions::default()
+        },
+    )
     .await?;
     let backend = TemplateBackend::start(
         client.clone(),
@@ -111,10 +119,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
     server_config.tls = cli.tls_cert_file.is_some();
     server_config.trust_forwarded_headers = cli.trust_forwarded_headers;
     server_config.allowed_redirect_hosts = cli.allowed_redirect_hosts.clone();
+    server_config.login_rate_limit = cli.login_rate_limit.0;
     let mut registry = prometheus_client::registry::Registry::with_prefix("klutch_backend");
     let metrics = HttpMetrics::register(&mut registry);
     let router = metrics.instrument(
         Server::new(backend.clone(), spaces, server_config)
+            .device_redemptions_in(client.clone(), &cli.lease_namespace)
             .router()
             .merge(
                 health::Endpoints::new()
@@ -134,16 +144,19 @@ async fn run(cli: Cli) -> Result<(), Error> {
     let addr = cli.listen();
     let server = health::Server::bind(addr).await?;
     tracing::info!(%addr, tls = cli.tls_cert_file.is_some(), version = env!("CARGO_PKG_VERSION"), "serving the bind protocol");
+    let options = ServeOptions {
+        header_read_timeout: cli.read_header_timeout,
+        body_read_timeout: cli.read_body_timeout,
+        max_connections: cli.max_connections,
+    };
     let serve = async {
-        match (&cli.tls_cert_file, &cli.tls_key_file) {
-            (Some(cert), Some(key)) => {
-                let config = tls::server_config(cert, key)?;
-                Ok(server
-                    .serve_tls(router, config, signals::shutdown())
-                    .await?)
-            }
-            _ => Ok(server.serve(router, signals::shutdown()).await?),
-        }
+        let tls = match (&cli.tls_cert_file, &cli.tls_key_file) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            _ => None,
+        };
+        Ok(server
+            .serve_with(router, options, tls, signals::shutdown())
+            .await?)
     };
     tokio::select! {
         r = serve => r,

@@ -56,9 +56,16 @@ struct Up {
     #[arg(long)]
     no_controller_manager: bool,
 
-    /// Also start Dex (OIDC provider; user admin@example.com, password "password").
+    /// Also start Dex (OIDC provider; user admin@example.com, password "password"; clients
+    /// klutch-backend with redirect URIs http://127.0.0.1:8080/callback and
+    /// http://localhost:8080/callback, public klutch-backend-device and klutch-cli).
     #[arg(long)]
     dex: bool,
+
+    /// Another backend /callback URL Dex accepts for klutch-backend (repeatable), e.g. when the
+    /// backend listens elsewhere than 127.0.0.1:8080.
+    #[arg(long = "dex-redirect-uri", value_name = "URL", requires = "dex")]
+    dex_redirect_uris: Vec<String>,
 
     /// Directory with kube-apiserver, kube-controller-manager, kubectl, etcd and dex.
     #[arg(long, env = "KLUTCH_TESTBIN_DIR", value_name = "DIR")]
@@ -114,7 +121,8 @@ async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error + Send + Sync>> 
         builder = builder.cluster(name);
     }
     if up.dex {
-        builder = builder.dex(DexConfig::default());
+        builder =
+            builder.dex(DexConfig::default().with_backend_redirect_uris(&up.dex_redirect_uris));
     }
     if let Some(dir) = &up.bin_dir {
         builder = builder.binaries(Binaries::from_dir(dir));
@@ -156,8 +164,17 @@ async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error + Send + Sync>> 
     if let Some(dex) = env.dex() {
         println!("dex issuer           {}", dex.issuer());
         println!(
-            "  login: admin@example.com / password; clients klutch-backend (secret klutch-backend-secret), klutch-cli"
+            "  login: admin@example.com / password; clients klutch-backend (secret klutch-backend-secret), klutch-backend-device (public, device flow), klutch-cli"
         );
+        for client in &dex.config().clients {
+            if !client.redirect_uris.is_empty() {
+                println!(
+                    "  {} redirect URIs: {}",
+                    client.id,
+                    client.redirect_uris.join(", ")
+                );
+            }
+        }
     }
     if let Ok(kubectl) = Binaries::find().and_then(|b| b.kubectl()) {
         println!(

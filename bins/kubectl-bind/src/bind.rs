@@ -112,16 +112,17 @@ async fn device_login(
     resource: &str,
     timeout: Duration,
 ) -> Result<BindingResponse> {
-    let authorization = device::start(http, grant, sid, cid).await?;
+    // The consent page shows the cluster id and the API; the device session binds only these.
+    let authorization = device::start(http, grant, sid, cid, resource, None).await?;
     io.progress(format!(
-        "\nTo authenticate, visit {} and enter the code\n\n\t{}\n",
+        "\nTo authenticate, visit {} and check that it shows the code\n\n\t{}\n\nand cluster id {cid} for {resource}\n",
         authorization.verification_uri, authorization.user_code
     ));
     let complete = authorization
         .verification_uri_complete
         .clone()
         .unwrap_or_else(|| authorization.verification_uri.clone());
-    if authorization.verification_uri_complete.is_some() {
+    if complete != authorization.verification_uri {
         io.progress(format!("or open\n\n\t{complete}\n"));
     }
     if let Some(tx) = &io.login_urls {

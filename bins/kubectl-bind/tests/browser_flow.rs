@@ -484,7 +484,7 @@ async fn the_device_flow_binds_without_a_browser() {
     );
     assert_eq!(run.await.unwrap(), 0, "{}", err.contents());
     let stderr = err.contents();
-    assert!(stderr.contains("enter the code\n\n\tABCD-EFGH"), "{stderr}");
+    assert!(stderr.contains("shows the code\n\n\tABCD-EFGH"), "{stderr}");
     assert!(
         stderr.contains("✅ Created APIServiceBinding mangodbs.mangodb.com"),
         "{stderr}"

@@ -70,7 +70,7 @@ pub use contract::{
 #[cfg(feature = "backend")]
 pub use keys::SessionKeys;
 #[cfg(feature = "backend")]
-pub use oidc::{OidcAuthenticator, OidcConfig};
+pub use oidc::{OidcAuthenticator, OidcConfig, OidcOptions};
 #[cfg(feature = "backend")]
 pub use server::{Server, ServerConfig};
 #[cfg(feature = "backend")]
@@ -88,6 +88,6 @@ pub mod prelude {
         LoginStart, Offering, VerifiedIdentity,
     };
     pub use super::keys::SessionKeys;
-    pub use super::oidc::{OidcAuthenticator, OidcConfig};
+    pub use super::oidc::{OidcAuthenticator, OidcConfig, OidcOptions};
     pub use super::server::{Server, ServerConfig, escape_html};
 }

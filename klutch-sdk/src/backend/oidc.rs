@@ -4,19 +4,30 @@
 //! grant (RFC 8628) for non-interactive logins.
 //!
 //! Discovery, PKCE, the token exchange and ID token verification are the `openidconnect` crate's;
-//! this module only connects it to reqwest and to the SDK's [`Authenticator`] contract.
+//! this module only connects it to reqwest and to the SDK's [`Authenticator`] contract, and adds
+//! the policy of [`OidcOptions`]:
+//!
+//! - ID tokens must be signed with an asymmetric algorithm of an allow-list
+//!   ([`DEFAULT_ID_TOKEN_ALGS`]), whatever the IdP's discovery document advertises: an `HS256`
+//!   token (a MAC keyed with the client secret, which the backend and the IdP share) is refused;
+//! - `iat` more than [`OidcOptions::leeway`] in the future and an empty `sub` are refused;
+//! - the device grant runs with a separate **public** client ([`OidcOptions::device_client_id`]):
+//!   the confidential client secret is never sent with a device request (an IdP keeps the device
+//!   request's credentials and Dex up to v2.45.1 even copies them into a browser redirect). Without
+//!   a device client the backend offers no device flow.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreProviderMetadata, CoreTokenResponse,
+    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreTokenResponse,
 };
 use openidconnect::{
     AsyncHttpClient, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, HttpRequest, HttpResponse, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse as _,
+    EndpointNotSet, EndpointSet, HttpRequest, HttpResponse, IssuerUrl, JwsSigningAlgorithm as _,
+    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse as _,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
@@ -27,6 +38,72 @@ use super::contract::{
 
 /// The scopes requested (as upstream).
 pub const SCOPES: [&str; 3] = ["profile", "email", "offline_access"];
+
+/// The ID-token signing algorithms accepted by default: every asymmetric JWS algorithm.
+pub const DEFAULT_ID_TOKEN_ALGS: [&str; 10] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+];
+
+/// How far in the future `iat` may lie by default (clock skew between IdP and backend).
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
+/// The authenticator's policy beyond where the IdP is ([`OidcConfig`]).
+#[derive(Clone, Debug)]
+pub struct OidcOptions {
+    /// A **public** client of the IdP for the device grant (`--oidc-device-client-id`): device
+    /// requests carry only this id, never the confidential secret; device ID tokens must have it
+    /// as audience. `None`: no device flow.
+    pub device_client_id: Option<String>,
+    /// Accepted ID-token signing algorithms (`--oidc-id-token-algs`); asymmetric ones only
+    /// (`HS*` and `none` are refused by [`OidcAuthenticator::discover_with`]).
+    pub id_token_algs: Vec<String>,
+    /// How far in the future `iat` may lie.
+    pub leeway: Duration,
+}
+
+impl Default for OidcOptions {
+    fn default() -> Self {
+        OidcOptions {
+            device_client_id: None,
+            id_token_algs: DEFAULT_ID_TOKEN_ALGS
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect(),
+            leeway: DEFAULT_LEEWAY,
+        }
+    }
+}
+
+/// The algorithms of `names`, refusing unknown, symmetric and `none` ones.
+fn parse_algs(names: &[String]) -> Result<Vec<CoreJwsSigningAlgorithm>, Error> {
+    if names.is_empty() {
+        return Err(Error::Algorithm {
+            name: String::new(),
+            reason: "the list of ID-token algorithms is empty",
+        });
+    }
+    names
+        .iter()
+        .map(|name| {
+            let alg: CoreJwsSigningAlgorithm = serde_json::from_value(serde_json::json!(name))
+                .map_err(|_| Error::Algorithm {
+                    name: name.clone(),
+                    reason: "unknown JWS algorithm",
+                })?;
+            match alg.key_type() {
+                None => Err(Error::Algorithm {
+                    name: name.clone(),
+                    reason: "unsigned tokens are never accepted",
+                }),
+                Some(_) if alg.uses_shared_secret() => Err(Error::Algorithm {
+                    name: name.clone(),
+                    reason: "a MAC keyed with the client secret is not a signature by the IdP",
+                }),
+                Some(_) => Ok(alg),
+            }
+        })
+        .collect()
+}
 
 /// How to reach and use the IdP.
 #[derive(Clone, Debug)]
@@ -59,6 +136,14 @@ pub enum Error {
     /// The HTTP client could not be built (e.g. a bad CA).
     #[error("build the IdP HTTP client")]
     Http(#[source] reqwest::Error),
+    /// An ID-token algorithm that is not allowed.
+    #[error("ID-token algorithm {name:?} refused: {reason}")]
+    Algorithm {
+        /// The algorithm's name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// Discovery failed.
     #[error("discover the OpenID provider at {issuer}")]
     Discovery {
@@ -82,9 +167,12 @@ type Client = CoreClient<
 /// The OIDC authenticator. Cheap to share behind the backend.
 pub struct OidcAuthenticator {
     client: Client,
+    /// The public client of the device grant (its ID tokens' audience).
+    device_client: Option<(String, Client)>,
     http: Http,
     client_id: String,
-    client_secret: SecretString,
+    algs: Vec<CoreJwsSigningAlgorithm>,
+    leeway: Duration,
     token_endpoint: Option<String>,
     device_endpoint: Option<String>,
 }
@@ -93,6 +181,11 @@ impl std::fmt::Debug for OidcAuthenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OidcAuthenticator")
             .field("client_id", &self.client_id)
+            .field(
+                "device_client_id",
+                &self.device_client.as_ref().map(|(id, _)| id),
+            )
+            .field("algs", &self.algs)
             .field("device_endpoint", &self.device_endpoint)
             .finish_non_exhaustive()
     }
@@ -114,9 +207,16 @@ struct DiscoveryExtras {
 }
 
 impl OidcAuthenticator {
-    /// Discovers the provider (`/.well-known/openid-configuration` and its keys).
+    /// Discovers the provider (`/.well-known/openid-configuration` and its keys) with the
+    /// default [`OidcOptions`] (asymmetric algorithms, no device flow).
     pub async fn discover(config: OidcConfig) -> Result<Self, Error> {
+        Self::discover_with(config, OidcOptions::default()).await
+    }
+
+    /// Discovers the provider and applies `options`.
+    pub async fn discover_with(config: OidcConfig, options: OidcOptions) -> Result<Self, Error> {
         crate::tls::install_crypto_provider();
+        let algs = parse_algs(&options.id_token_algs)?;
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30));
@@ -156,6 +256,15 @@ impl OidcAuthenticator {
                 flag: "--oidc-callback-url",
                 source,
             })?;
+        let device_client = options.device_client_id.map(|id| {
+            let client = CoreClient::from_provider_metadata(
+                metadata.clone(),
+                ClientId::new(id.clone()),
+                None,
+            )
+            .set_redirect_uri(redirect.clone());
+            (id, client)
+        });
         let client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(config.client_id.clone()),
@@ -166,9 +275,11 @@ impl OidcAuthenticator {
         .set_redirect_uri(redirect);
         Ok(OidcAuthenticator {
             client,
+            device_client,
             http,
             client_id: config.client_id,
-            client_secret: config.client_secret,
+            algs,
+            leeway: options.leeway,
             token_endpoint: extras.token_endpoint,
             device_endpoint: extras.device_authorization_endpoint,
         })
@@ -176,16 +287,33 @@ impl OidcAuthenticator {
 
     fn verify(
         &self,
+        client: &Client,
         id_token: &CoreIdToken,
         nonce: Option<&Nonce>,
     ) -> Result<VerifiedIdentity, AuthError> {
-        let verifier = self.client.id_token_verifier();
+        let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
+        let verifier = client
+            .id_token_verifier()
+            // Not what discovery advertises: the allow-list, asymmetric only.
+            .set_allowed_algs(self.algs.clone())
+            .set_issue_time_verifier_fn(move |iat| {
+                if iat.timestamp() > crate::backend::state::now_secs().saturating_add(leeway) {
+                    Err(format!("issued in the future ({iat})"))
+                } else {
+                    Ok(())
+                }
+            });
         let claims = match nonce {
             Some(nonce) => id_token.claims(&verifier, nonce),
             // The device grant has no nonce; everything else is verified the same way.
             None => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
         }
         .map_err(|e| AuthError::InvalidToken(Box::new(e)))?;
+        if claims.subject().trim().is_empty() {
+            return Err(AuthError::InvalidToken(
+                "the ID token has an empty sub".into(),
+            ));
+        }
         Ok(VerifiedIdentity {
             issuer: claims.issuer().to_string(),
             subject: claims.subject().to_string(),
@@ -198,11 +326,10 @@ impl OidcAuthenticator {
         form: &[(&str, &str)],
         what: &str,
     ) -> Result<(u16, serde_json::Value), AuthError> {
-        // Client authentication in the form body (`client_secret_post`): Dex keeps the secret of
-        // the device request to redeem the code when the user approves.
+        // The public device client identifies itself by id only: no secret leaves the backend.
+        let (device_id, _) = self.device_client.as_ref().ok_or(AuthError::Unsupported)?;
         let mut form = form.to_vec();
-        form.push(("client_id", &self.client_id));
-        form.push(("client_secret", self.client_secret.expose_secret()));
+        form.push(("client_id", device_id));
         let resp = self
             .http
             .0
@@ -282,11 +409,13 @@ impl Authenticator for OidcAuthenticator {
         let id_token = tokens
             .id_token()
             .ok_or_else(|| AuthError::Rejected("the IdP returned no ID token".into()))?;
-        self.verify(id_token, Some(&Nonce::new(pending.nonce)))
+        self.verify(&self.client, id_token, Some(&Nonce::new(pending.nonce)))
     }
 
     fn supports_device_flow(&self) -> bool {
-        self.device_endpoint.is_some() && self.token_endpoint.is_some()
+        self.device_client.is_some()
+            && self.device_endpoint.is_some()
+            && self.token_endpoint.is_some()
     }
 
     async fn start_device(&self) -> Result<DeviceAuthorization, AuthError> {
@@ -353,7 +482,8 @@ impl Authenticator for OidcAuthenticator {
         let id_token: CoreIdToken = raw
             .parse()
             .map_err(|e: serde_json::Error| AuthError::InvalidToken(Box::new(e)))?;
-        self.verify(&id_token, None).map(DevicePoll::Done)
+        let (_, client) = self.device_client.as_ref().ok_or(AuthError::Unsupported)?;
+        self.verify(client, &id_token, None).map(DevicePoll::Done)
     }
 }
 
@@ -395,5 +525,30 @@ impl<'c> AsyncHttpClient<'c> for Http {
                 .body(body.to_vec())
                 .expect("a response from valid parts"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn only_asymmetric_algorithms_are_allowed() {
+        let defaults = parse_algs(&OidcOptions::default().id_token_algs).unwrap();
+        assert_eq!(defaults.len(), DEFAULT_ID_TOKEN_ALGS.len());
+        assert!(defaults.iter().all(|a| !a.uses_shared_secret()));
+        assert_eq!(
+            parse_algs(&names(&["RS256"])).unwrap(),
+            [CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]
+        );
+        for bad in ["HS256", "HS512", "none", "RS999", ""] {
+            let err = parse_algs(&names(&["RS256", bad])).unwrap_err();
+            assert!(matches!(err, Error::Algorithm { .. }), "{bad}: {err}");
+        }
+        assert!(parse_algs(&[]).is_err());
     }
 }

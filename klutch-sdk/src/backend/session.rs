@@ -35,6 +35,10 @@ pub struct Session {
     pub sid: String,
     /// The consumer cluster id.
     pub cid: String,
+    /// The only API (`<plural>.<group>`) this session may bind: set for a device login, which
+    /// the user approved for that API on the consent page; `None` for a browser login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 impl Session {
@@ -49,6 +53,7 @@ impl Session {
             redirect_url,
             sid: sid.into(),
             cid: cid.into(),
+            resource: None,
         }
     }
 

@@ -80,7 +80,8 @@ pub fn manifests(o: &ManifestOptions) -> Vec<Value> {
                 // Tenants get rights on exported resources the backend itself never uses, so it
                 // may grant what it does not hold (bind/escalate) instead of being cluster-admin.
                 rule(&["rbac.authorization.k8s.io"], &["clusterroles", "clusterrolebindings", "rolebindings"], &["get", "list", "watch", "create", "update", "patch", "delete", "bind", "escalate"]),
-                rule(&["coordination.k8s.io"], &["leases"], &["get", "list", "watch", "create", "update", "patch"]),
+                // The controllers' Lease, and one Lease per redeemed device code (deleted on expiry).
+                rule(&["coordination.k8s.io"], &["leases"], &["get", "list", "watch", "create", "update", "patch", "delete"]),
             ],
         }),
         json!({

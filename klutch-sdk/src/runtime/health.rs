@@ -11,6 +11,9 @@
 //! [`Endpoints`] builds the router; a binary adds its own routes with [`Endpoints::route`] or
 //! merges the router into its own. [`serve`] binds (with a typed [`Error::Listen`]) and serves in
 //! the background; [`Server`] serves in the foreground, over TLS if wanted, until a shutdown.
+//! [`Server::serve_with`] adds [`ServeOptions`] for servers facing untrusted clients: a header
+//! read timeout, a request-body read timeout and a limit on open connections, so that half-sent
+//! requests are closed instead of held.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -35,6 +38,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -211,6 +215,91 @@ impl Endpoints {
     }
 }
 
+/// Limits of a server facing untrusted clients ([`Server::serve_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// How long a client may take to send a request's headers (HTTP/1; also the idle time
+    /// before the next request on a kept-alive connection). The connection is closed after it.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body; then `408 Request Timeout`.
+    pub body_read_timeout: Duration,
+    /// Open connections at most; further clients wait in the listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ServeOptions {
+    /// 10 s for headers, 30 s for a body, 1024 connections.
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Serves `router` on `listener` with `options` until `shutdown`, then lets open requests finish.
+/// Each request carries the peer as [`axum::extract::ConnectInfo<SocketAddr>`].
+async fn serve_limited<L>(
+    mut listener: L,
+    router: axum::Router,
+    options: ServeOptions,
+    shutdown: impl Future + Send + 'static,
+) where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let router = router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        options.body_read_timeout,
+    ));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(options.header_read_timeout))
+        .keep_alive_timeout(options.header_read_timeout);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = shutdown.as_mut() => break,
+        };
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.as_mut() => break,
+        };
+        let service = router.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        );
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection closed with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
 /// A bound HTTP server.
 #[derive(Debug)]
 pub struct Server {
@@ -263,6 +352,31 @@ impl Server {
             })
             .await
             .map_err(|source| Error::Serve { addr, source })
+    }
+
+    /// Serves `router` with `options` (timeouts, connection limit), over TLS when `tls` is given,
+    /// until `shutdown` resolves; then finishes the open requests.
+    pub async fn serve_with(
+        self,
+        router: axum::Router,
+        options: ServeOptions,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        shutdown: impl Future + Send + 'static,
+    ) -> Result<()> {
+        let addr = self.addr;
+        match tls {
+            Some(config) => {
+                let listener = super::tls::TlsListener::with_handshake_timeout(
+                    self.tcp,
+                    config,
+                    options.header_read_timeout,
+                )
+                .map_err(|source| Error::Listen { addr, source })?;
+                serve_limited(listener, router, options, shutdown).await;
+            }
+            None => serve_limited(self.tcp, router, options, shutdown).await,
+        }
+        Ok(())
     }
 
     /// Serves `router` over plain HTTP in a background task, logging when it fails.

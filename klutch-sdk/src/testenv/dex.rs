@@ -49,20 +49,28 @@ pub struct DexClient {
     pub redirect_uris: Vec<String>,
 }
 
+/// The backend `/callback` URLs the default `klutch-backend` client accepts: those of an
+/// `example-backend` on its default listen address (`127.0.0.1:8080`).
+pub const DEFAULT_BACKEND_REDIRECT_URIS: [&str; 2] = [
+    "http://127.0.0.1:8080/callback",
+    "http://localhost:8080/callback",
+];
+
 impl DexClient {
-    /// A confidential client (e.g. a binding backend) with a secret and exact redirect URIs.
-    /// `/device/callback` is added so the client can also use the device flow.
+    /// A confidential client (e.g. a binding backend's browser login) with a secret and exact
+    /// redirect URIs. Confidential clients do not run the device flow: Dex would keep the
+    /// secret of the device request and (up to v2.45.1) copy it into a browser redirect; use a
+    /// [`public`](Self::public) client for that.
     pub fn confidential(id: &str, secret: &str, redirect_uris: &[&str]) -> Self {
-        let mut uris: Vec<String> = redirect_uris.iter().map(|u| (*u).to_owned()).collect();
-        uris.push("/device/callback".into());
         DexClient {
             id: id.to_owned(),
             secret: Some(secret.to_owned()),
-            redirect_uris: uris,
+            redirect_uris: redirect_uris.iter().map(|u| (*u).to_owned()).collect(),
         }
     }
 
-    /// A public client (e.g. a CLI) without a secret or registered redirect URIs.
+    /// A public client (e.g. a CLI, or a backend's device flow) without a secret or registered
+    /// redirect URIs.
     pub fn public(id: &str) -> Self {
         DexClient {
             id: id.to_owned(),
@@ -73,8 +81,9 @@ impl DexClient {
 }
 
 /// What Dex is started with. The default has one user, `admin@example.com` with password
-/// `password`, a confidential client `klutch-backend` (secret `klutch-backend-secret`) and a
-/// public client `klutch-cli`.
+/// `password`, a confidential client `klutch-backend` (secret `klutch-backend-secret`, redirect
+/// URIs [`DEFAULT_BACKEND_REDIRECT_URIS`]), a public client `klutch-backend-device` for a
+/// backend's device flow (`--oidc-device-client-id`) and a public client `klutch-cli`.
 #[derive(Clone, Debug)]
 pub struct DexConfig {
     /// Static users.
@@ -88,10 +97,30 @@ impl Default for DexConfig {
         DexConfig {
             users: vec![DexUser::new("admin@example.com", "password")],
             clients: vec![
-                DexClient::confidential("klutch-backend", "klutch-backend-secret", &[]),
+                DexClient::confidential(
+                    "klutch-backend",
+                    "klutch-backend-secret",
+                    &DEFAULT_BACKEND_REDIRECT_URIS,
+                ),
+                DexClient::public("klutch-backend-device"),
                 DexClient::public("klutch-cli"),
             ],
         }
+    }
+}
+
+impl DexConfig {
+    /// Adds `uris` (absolute `/callback` URLs of backends) to the redirect URIs of every
+    /// confidential client, e.g. for a backend on another address than the default's.
+    pub fn with_backend_redirect_uris(mut self, uris: &[String]) -> Self {
+        for client in self.clients.iter_mut().filter(|c| c.secret.is_some()) {
+            for uri in uris {
+                if !client.redirect_uris.contains(uri) {
+                    client.redirect_uris.push(uri.clone());
+                }
+            }
+        }
+        self
     }
 }
 
@@ -348,11 +377,24 @@ mod tests {
         assert_eq!(backend["secret"], "klutch-backend-secret");
         assert_eq!(
             backend["redirectURIs"],
-            serde_json::json!(["/device/callback"])
+            serde_json::json!(DEFAULT_BACKEND_REDIRECT_URIS),
+            "absolute backend callbacks, no relative /device/callback"
         );
-        let cli = &doc["staticClients"][1];
-        assert_eq!(cli["public"], true);
-        assert!(cli.get("secret").is_none());
+        for (i, id) in [(1, "klutch-backend-device"), (2, "klutch-cli")] {
+            let public = &doc["staticClients"][i];
+            assert_eq!(
+                (public["id"].as_str(), &public["public"]),
+                (Some(id), &serde_json::json!(true))
+            );
+            assert!(public.get("secret").is_none());
+        }
+        let extra = DexConfig::default()
+            .with_backend_redirect_uris(&["https://bind.example.com/callback".to_owned()]);
+        assert_eq!(extra.clients[0].redirect_uris.len(), 3);
+        assert!(
+            extra.clients[1].redirect_uris.is_empty(),
+            "public clients unchanged"
+        );
     }
 
     #[test]

@@ -62,7 +62,7 @@ use tokio::sync::OnceCell;
 
 pub use binaries::{Binaries, TESTBIN_DIR_ENV};
 pub use cluster::{Identity, TestCluster};
-pub use dex::{Dex, DexClient, DexConfig, DexTokens, DexUser};
+pub use dex::{DEFAULT_BACKEND_REDIRECT_URIS, Dex, DexClient, DexConfig, DexTokens, DexUser};
 pub use error::{Error, Result};
 
 use cluster::ClusterOptions;

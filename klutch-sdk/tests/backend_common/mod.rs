@@ -12,8 +12,8 @@ use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use klutch_sdk::api::wire::BindingResponse;
 use klutch_sdk::api::{APIServiceExportTemplate, APIServiceExportTemplateSpec};
 use klutch_sdk::backend::{
-    BindingSpaceConfig, BindingSpaces, ExternalCluster, OidcAuthenticator, OidcConfig, Server,
-    ServerConfig, SessionKeys, TemplateBackend, TemplateBackendConfig,
+    BindingSpaceConfig, BindingSpaces, ExternalCluster, OidcAuthenticator, OidcConfig, OidcOptions,
+    Server, ServerConfig, SessionKeys, TemplateBackend, TemplateBackendConfig,
 };
 use klutch_sdk::testenv::browser::{Browser, bind_link, query_param};
 use klutch_sdk::testenv::fixtures::TestCrd;
@@ -24,6 +24,8 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 pub const WAIT: Duration = Duration::from_secs(90);
 pub const CLIENT_ID: &str = "klutch-backend";
 pub const CLIENT_SECRET: &str = "klutch-backend-secret";
+/// The public client of the device flow (no secret).
+pub const DEVICE_CLIENT_ID: &str = "klutch-backend-device";
 pub const PASSWORD: &str = "password";
 /// Export requests failing this long fail for good (in the tests).
 pub const FAIL_AFTER_SECS: u64 = 4;
@@ -118,11 +120,10 @@ async fn start() -> Fixture {
             .into_iter()
             .map(|u| DexUser::new(u, PASSWORD))
             .collect(),
-        clients: vec![DexClient::confidential(
-            CLIENT_ID,
-            CLIENT_SECRET,
-            &[&callback],
-        )],
+        clients: vec![
+            DexClient::confidential(CLIENT_ID, CLIENT_SECRET, &[&callback]),
+            DexClient::public(DEVICE_CLIENT_ID),
+        ],
     };
     let env = TestEnv::builder()
         .cluster("provider")
@@ -186,13 +187,19 @@ async fn start() -> Fixture {
     ready_rx.await.ok();
 
     let keys = SessionKeys::generate();
-    let auth = OidcAuthenticator::discover(OidcConfig {
-        issuer_url: env.dex().expect("dex").issuer().to_owned(),
-        client_id: CLIENT_ID.into(),
-        client_secret: CLIENT_SECRET.to_owned().into(),
-        callback_url: callback.clone(),
-        ca_pem: None,
-    })
+    let auth = OidcAuthenticator::discover_with(
+        OidcConfig {
+            issuer_url: env.dex().expect("dex").issuer().to_owned(),
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.to_owned().into(),
+            callback_url: callback.clone(),
+            ca_pem: None,
+        },
+        OidcOptions {
+            device_client_id: Some(DEVICE_CLIENT_ID.into()),
+            ..OidcOptions::default()
+        },
+    )
     .await
     .expect("discover Dex");
     let backend = TemplateBackend::start(
@@ -221,11 +228,24 @@ async fn start() -> Fixture {
     ));
     let mut config = ServerConfig::new(keys.clone());
     config.callback_url = Some(callback);
-    let router = Server::new(backend.clone(), spaces, config).router();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+    let router = Server::new(backend.clone(), spaces, config)
+        .device_redemptions_in(client.clone(), "default")
+        .router();
+    // Served as example-backend serves it: timeouts, connection limit, peer addresses.
+    let server = klutch_sdk::runtime::health::Server::bind(([127, 0, 0, 1], port).into())
         .await
         .expect("bind backend port");
-    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    tokio::spawn(async move {
+        server
+            .serve_with(
+                router,
+                klutch_sdk::runtime::health::ServeOptions::default(),
+                None,
+                std::future::pending::<()>(),
+            )
+            .await
+            .expect("serve")
+    });
     let ctl_client = client.clone();
     tokio::spawn(async move {
         // Shorter export-request timings than the spec's 1 and 10 minutes, so tests see them.

@@ -1,8 +1,8 @@
 //! The non-interactive login for CI/CD: the client side of the device-authorization contract
 //! (RFC 8628 at the backend, see `docs/kubectl-bind.md` "CI/CD").
 //!
-//! [`start`]: `POST /device/authorize` (`s`, `c`) → user code and verification URI, which the
-//! caller shows the user → [`wait_for_session`]: poll `POST /device/token` (`device_code`) every
+//! [`start`]: `POST /device/authorize` (`s`, `c`, `resource`, `cluster`) → confirmation code
+//! and the backend's consent page, which the caller shows the user → [`wait_for_session`]: poll `POST /device/token` (`device_code`) every
 //! `interval` seconds (+5 s on `slow_down`) → login cookie value → [`bind`]: `GET /resources?s=`
 //! (JSON catalogue) → `GET /bind?s=&group=&resource=` (JSON BindingResponse).
 //!
@@ -13,7 +13,7 @@
 //!
 //! let http = reqwest::Client::new();
 //! let sid = new_session_id();
-//! let started = device::start(&http, grant, &sid, "Qw7Lm2").await?;
+//! let started = device::start(&http, grant, &sid, "Qw7Lm2", "mangodbs.mangodb.com", Some("https://10.0.0.1:6443")).await?;
 //! println!("visit {} and enter {}", started.verification_uri, started.user_code);
 //! let session = device::wait_for_session(&http, grant, &started, &sid, Duration::from_secs(300)).await?;
 //! let response = device::bind(&http, grant, &session, "mangodbs.mangodb.com").await?;
@@ -80,17 +80,25 @@ fn http_error(what: &str) -> impl FnOnce(reqwest::Error) -> Error + '_ {
     move |e| Error::Device(format!("{what}: {}", one_line(&e)))
 }
 
-/// Starts a device login for session `sid` on consumer cluster `cid`: the answer carries the
-/// code and the page to show the user.
+/// Starts a device login for session `sid` on consumer cluster `cid` to bind `resource`
+/// (`<plural>.<group>`); `cluster` names the consumer cluster for the consent page (e.g. its API
+/// server URL). The answer carries the code and the page to show the user; the session it leads
+/// to can bind only `resource` on `cid`.
 pub async fn start(
     http: &reqwest::Client,
     grant: &OAuth2DeviceGrant,
     sid: &str,
     cid: &str,
+    resource: &str,
+    cluster: Option<&str>,
 ) -> Result<DeviceAuthorizationResponse> {
+    let mut form = vec![("s", sid), ("c", cid), ("resource", resource)];
+    if let Some(cluster) = cluster {
+        form.push(("cluster", cluster));
+    }
     let answer = http
         .post(&grant.device_authorization_url)
-        .form(&[("s", sid), ("c", cid)])
+        .form(&form)
         .send()
         .await
         .map_err(http_error("start the device login"))?;

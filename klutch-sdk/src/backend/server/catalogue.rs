@@ -112,6 +112,14 @@ pub(super) async fn bind<B: BindingBackend>(
         .filter(|r| !r.is_empty())
         .ok_or_else(|| bad_request("missing resource"))?;
     let group = q.group.unwrap_or_default();
+    if let Some(approved) = &session.resource
+        && *approved != binding_name(&group, &resource)
+    {
+        return Err(Problem(
+            StatusCode::FORBIDDEN,
+            format!("this device login was approved for {approved} only"),
+        ));
+    }
     let who = session.identity();
     // Decide before touching the cluster (spec §7 item 9).
     let offerings = inner
