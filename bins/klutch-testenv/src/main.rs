@@ -32,6 +32,7 @@ clusters on different machines. Ctrl-C (or SIGTERM) stops everything and removes
 
 Examples:
   klutch-testenv up --cluster control-plane --cluster app
+  klutch-testenv up --crossplane control-plane   # plus Crossplane core on the control plane
   kubectl --kubeconfig <printed path> get namespaces
   klutch-testenv demo      # the whole Klutch flow: bind an API, sync an object both ways";
 
@@ -60,7 +61,21 @@ struct Up {
     #[arg(long)]
     dex: bool,
 
-    /// Directory with kube-apiserver, kube-controller-manager, kubectl, etcd and dex.
+    /// Also run Crossplane core v1.20 and function-patch-and-transform against this cluster
+    /// (repeatable; comma-separated in the environment variable): core CRDs applied, namespace
+    /// crossplane-system, the function registered over mTLS. No providers are installed: run
+    /// one against the printed kubeconfig. Needs `testbins/build.sh crossplane crossplane-core
+    /// crossplane-fpt`.
+    #[arg(
+        long = "crossplane",
+        value_name = "CLUSTER",
+        env = "KLUTCH_TESTENV_CROSSPLANE",
+        value_delimiter = ','
+    )]
+    crossplane: Vec<String>,
+
+    /// Directory with kube-apiserver, kube-controller-manager, kubectl, etcd and dex (and
+    /// crossplane-core, function-patch-and-transform, crossplane-crds/ for --crossplane).
     #[arg(long, env = "KLUTCH_TESTBIN_DIR", value_name = "DIR")]
     bin_dir: Option<PathBuf>,
 
@@ -116,6 +131,9 @@ async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error + Send + Sync>> 
     if up.dex {
         builder = builder.dex(DexConfig::default());
     }
+    for name in &up.crossplane {
+        builder = builder.crossplane(name);
+    }
     if let Some(dir) = &up.bin_dir {
         builder = builder.binaries(Binaries::from_dir(dir));
     }
@@ -144,6 +162,20 @@ async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error + Send + Sync>> 
             "  kubectl --kubeconfig {} get namespaces",
             kubeconfig.display()
         );
+        let crossplane = env.crossplane(cluster.name()).map(|c| {
+            println!(
+                "  crossplane core running (log {}); function {} at {}",
+                c.core_log().display(),
+                klutch_sdk::testenv::FUNCTION_NAME,
+                c.function_endpoint()
+            );
+            json!({
+                "coreLog": c.core_log(),
+                "functionLog": c.function_log(),
+                "functionEndpoint": c.function_endpoint(),
+                "pids": c.pids(),
+            })
+        });
         clusters.push(json!({
             "name": cluster.name(),
             "server": cluster.url(),
@@ -151,6 +183,7 @@ async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error + Send + Sync>> 
             "caPem": cluster.ca_pem(),
             "apiserverLog": cluster.apiserver_log(),
             "pids": cluster.pids(),
+            "crossplane": crossplane,
         }));
     }
     if let Some(dex) = env.dex() {
