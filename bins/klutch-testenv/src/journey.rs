@@ -161,6 +161,16 @@ pub struct JourneyConfig {
     pub provider: klutch_a9s::provider::Options,
     /// How long each wait of the start may take.
     pub start_timeout: Duration,
+    /// When set, [`Journey::bind`] sends each login URL here and waits for someone to log in
+    /// (as user [`USER`], password [`PASSWORD`]) instead of using the scripted browser.
+    pub login_urls: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Plans (names) the fake brokers leave out of their catalogues although the claims'
+    /// schemas allow them: a claim with one of them meets a broker that does not know its plan.
+    /// Default: none.
+    pub unoffered_plans: Vec<String>,
+    /// Let `kubectl bind` print to this process's stdout and stderr (the demo) instead of
+    /// capturing its output for error messages (tests).
+    pub echo_bind: bool,
 }
 
 impl Default for JourneyConfig {
@@ -180,6 +190,9 @@ impl Default for JourneyConfig {
                 ..klutch_a9s::provider::Options::default()
             },
             start_timeout: Duration::from_secs(180),
+            login_urls: None,
+            echo_bind: false,
+            unoffered_plans: Vec::new(),
         }
     }
 }
@@ -287,12 +300,13 @@ fn services_and_plans(kind: ServiceInstanceType) -> (Vec<&'static str>, Vec<&'st
     }
 }
 
-/// An OSB catalogue with every service and plan of `kind`, as an a9s broker of that data
-/// service offers them (ids `<name>-id`).
-pub fn catalog(kind: ServiceInstanceType) -> Result<klutch_osb::Catalog> {
+/// An OSB catalogue with every service and plan of `kind` but the `unoffered` plans, as an a9s
+/// broker of that data service offers them (ids `<name>-id`).
+pub fn catalog(kind: ServiceInstanceType, unoffered: &[String]) -> Result<klutch_osb::Catalog> {
     let (services, plans) = services_and_plans(kind);
     let plans: Vec<Value> = plans
         .iter()
+        .filter(|p| !unoffered.iter().any(|u| u == *p))
         .map(|p| json!({ "id": format!("{p}-id"), "name": p, "description": p, "free": true }))
         .collect();
     let services: Vec<Value> = services
@@ -326,6 +340,8 @@ pub struct Journey {
     backend_url: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     bound: Mutex<Vec<String>>,
+    login_urls: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    echo_bind: bool,
 }
 
 impl std::fmt::Debug for Journey {
@@ -380,7 +396,7 @@ impl Journey {
         for &kind in ServiceInstanceType::ALL {
             let broker = FakeA9sBroker::start(FakeA9sBrokerConfig {
                 osb: FakeBrokerConfig {
-                    catalog: catalog(kind)?,
+                    catalog: catalog(kind, &config.unoffered_plans)?,
                     mode: config.broker_mode.clone(),
                     basic_auth: Some((FAKE_USER.into(), FAKE_PASSWORD.into())),
                     ..FakeBrokerConfig::default()
@@ -427,6 +443,8 @@ impl Journey {
             backend_url: backend_url.clone(),
             tasks: Vec::new(),
             bound: Mutex::new(Vec::new()),
+            login_urls: config.login_urls.clone(),
+            echo_bind: config.echo_bind,
         };
         journey.start_provider().await?;
         journey.start_backend(port, &callback).await?;
@@ -531,8 +549,8 @@ impl Journey {
     }
 
     /// `kubectl bind <backend>/export --accept-claims=all --skip-konnector` into the app
-    /// cluster for claim kind `plural`, logged in at Dex by the scripted browser. Binding a kind
-    /// twice is a no-op.
+    /// cluster for claim kind `plural`, logged in at Dex by the scripted browser (or by a person,
+    /// see [`JourneyConfig::login_urls`]). Binding a kind twice is a no-op.
     pub async fn bind(&self, plural: &str) -> Result<()> {
         if self
             .bound
@@ -549,6 +567,11 @@ impl Journey {
             .to_string_lossy()
             .into_owned();
         let (mut io, _out, err) = kubectl_bind::Io::capture("");
+        if self.echo_bind {
+            let stdio = kubectl_bind::Io::stdio();
+            io.stdout = stdio.stdout;
+            io.stderr = stdio.stderr;
+        }
         let (urls_tx, mut urls) = tokio::sync::mpsc::unbounded_channel();
         io.login_urls = Some(urls_tx);
         let cli = tokio::spawn(kubectl_bind::run(
@@ -570,10 +593,17 @@ impl Journey {
                 stderr: err.contents(),
             });
         };
-        let mut browser = Browser::new()?;
-        browser
-            .bind(&login, USER, PASSWORD, plural, "http://localhost:")
-            .await?;
+        match &self.login_urls {
+            Some(urls) => {
+                let _ = urls.send(login);
+            }
+            None => {
+                let mut browser = Browser::new()?;
+                browser
+                    .bind(&login, USER, PASSWORD, plural, "http://localhost:")
+                    .await?;
+            }
+        }
         let code = cli.await.map_err(part("run kubectl bind"))?;
         if code != 0 {
             return Err(Error::Bind {

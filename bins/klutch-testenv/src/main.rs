@@ -34,15 +34,18 @@ Examples:
   klutch-testenv up --cluster control-plane --cluster app
   klutch-testenv up --crossplane control-plane   # plus Crossplane core on the control plane
   kubectl --kubeconfig <printed path> get namespaces
-  klutch-testenv demo      # the whole Klutch flow: bind an API, sync an object both ways";
+  klutch-testenv demo      # the whole journey: bind, claim, Crossplane, provider, credentials back";
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start clusters, print how to reach them, and run until Ctrl-C or SIGTERM.
     Up(Up),
-    /// Run the whole Klutch flow, narrated: a control plane offers PostgresqlInstance through the
-    /// reference backend (OIDC login at Dex), `kubectl bind` binds it into an app cluster, and
-    /// the konnector syncs an instance up and its status down. Then run until Ctrl-C.
+    /// Run the whole Klutch journey, narrated: a control plane with Crossplane core, the
+    /// configuration package and provider-anynines (in front of a fake a9s broker) offers the
+    /// claims through the reference backend (OIDC login at Dex); `kubectl bind` binds
+    /// PostgresqlInstance and ServiceBinding into an app cluster; an instance is provisioned
+    /// through the konnector, Crossplane and the provider, and a binding's credentials Secret
+    /// arrives in the app cluster. Then run until Ctrl-C.
     Demo(demo::Demo),
 }
 

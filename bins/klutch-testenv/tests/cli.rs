@@ -167,8 +167,9 @@ fn tempfile_dir() -> PathBuf {
     dir
 }
 
-/// The README's main job (`scripts/demo` runs `klutch-testenv demo`): the whole flow completes
-/// and says so, and nothing it started survives it.
+/// The README's main job (`scripts/demo` runs `klutch-testenv demo`): the whole journey through
+/// Crossplane and provider-anynines completes and says so, and shows the credentials Secret's
+/// keys but not its values.
 #[test]
 fn demo_runs_the_whole_flow() {
     let out = Command::new(env!("CARGO_BIN_EXE_klutch-testenv"))
@@ -181,13 +182,20 @@ fn demo_runs_the_whole_flow() {
     for line in [
         "🔑 Successfully authenticated",
         "✅ Created APIServiceBinding postgresqlinstances.anynines.com",
-        "/orders appeared (the tenant's service namespace)",
-        "app: shop/orders has status.managed.state = succeeded",
-        "✔ The whole flow ran in",
+        "✅ Created APIServiceBinding servicebindings.anynines.com",
+        "/orders, the konnector's copy in the tenant's service namespace",
+        "crossplane: claim → XPostgresqlInstance",
+        "app: shop/orders is Ready=True, status.managed.state = provisioned",
+        "app: Secret shop/orders-app-creds with keys host, hosts, name, password, port, uri, username (values not shown)",
+        "✔ The whole journey ran in",
         "klutch-testenv: stopped",
     ] {
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }
+    assert!(
+        !stderr.contains("fake-password") && !stdout.contains("fake-password"),
+        "the demo shows the Secret's keys, never its values"
+    );
     assert!(
         stdout.contains("postgresqlinstances.anynines.com"),
         "the binding table:\n{stdout}"
