@@ -348,10 +348,10 @@ async fn deleting_the_claims_leaves_nothing(journey: &Journey, ns: &str) {
         .into_iter()
         .filter(|mr| mine(mr))
         .map(|mr| {
-            let pc = Some(mr.spec.resource.provider_config_ref.name.clone());
+            let pc = &mr.spec.resource.provider_config_ref.name;
             let type_ = instance_type(&format!(
                 "{}Instance",
-                pc.unwrap_or_default().trim_end_matches("-service-broker")
+                pc.trim_end_matches("-service-broker")
             ));
             let id = mr.annotations().get("crossplane.io/external-name").cloned();
             (
@@ -403,7 +403,7 @@ async fn deleting_the_claims_leaves_nothing(journey: &Journey, ns: &str) {
         &format!("no managed ServiceInstance of {ns}"),
         || async {
             let list = instances.list(&ListParams::default()).await.ok()?;
-            (!list.items.iter().any(|mr| mine(mr))).then_some(())
+            (!list.items.iter().any(&mine)).then_some(())
         },
     )
     .await;
