@@ -1,20 +1,7 @@
 //! Crossplane on a test cluster: Crossplane core (v1.20, `crossplane-core core start`) and
 //! function-patch-and-transform as local processes, as `spec/testenv.md` §7.3 verified.
 //!
-//! There is no kubelet, container runtime or OCI registry in a test environment, so nothing is
-//! installed through Crossplane's package manager:
-//!
-//! - Crossplane's core CRDs (`$KLUTCH_TESTBIN_DIR/crossplane-crds/`) are applied server-side and
-//!   namespace `crossplane-system` is created (what `crossplane core init` would do);
-//! - one CA (rcgen) signs a client certificate for core and a server certificate for the
-//!   function: core dials functions over mTLS only;
-//! - the function runs on a free loopback port, and a `Function` plus an `Active`
-//!   `FunctionRevision`, both annotated `crossplane.io/paused`, register it without an image
-//!   pull; the revision's `status.endpoint` points at the port;
-//! - core runs with webhooks off, `--package-runtime=External` and the admin kubeconfig.
-//!
-//! Managed-resource controllers (providers) are not part of this: a test runs its provider's
-//! engine against the cluster itself.
+//! See [`Crossplane`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -43,8 +30,24 @@ const PAUSED: &str = "crossplane.io/paused";
 /// The field manager of everything the harness applies.
 const MANAGER: &str = "klutch-testenv";
 
-/// Crossplane running on one cluster of a [`TestEnv`](super::TestEnv); see the
-/// [module documentation](self). Start it with
+/// Crossplane running on one cluster of a [`TestEnv`](super::TestEnv).
+///
+/// There is no kubelet, container runtime or OCI registry in a test environment, so nothing is
+/// installed through Crossplane's package manager:
+///
+/// - Crossplane's core CRDs (`$KLUTCH_TESTBIN_DIR/crossplane-crds/`) are applied server-side and
+///   namespace `crossplane-system` is created (what `crossplane core init` would do);
+/// - one CA (rcgen) signs a client certificate for core and a server certificate for the
+///   function: core dials functions over mTLS only;
+/// - the function runs on a free loopback port, and a `Function` plus an `Active`
+///   `FunctionRevision`, both annotated `crossplane.io/paused`, register it without an image
+///   pull; the revision's `status.endpoint` points at the port;
+/// - core runs with webhooks off, `--package-runtime=External` and the admin kubeconfig.
+///
+/// Managed-resource controllers (providers) are not part of this: a test runs its provider's
+/// engine against the cluster itself.
+///
+/// Start it with
 /// [`TestEnvBuilder::crossplane`](super::TestEnvBuilder::crossplane) and reach it with
 /// [`TestEnv::crossplane`](super::TestEnv::crossplane).
 ///

@@ -3,7 +3,7 @@
 //! A [`TestEnv`] runs one etcd and, per cluster, a kube-apiserver (on its own etcd prefix, port,
 //! certificates and credentials) and a kube-controller-manager, so that namespace deletion,
 //! garbage collection and service-account tokens work as in a real cluster. Optionally it runs
-//! [Dex](https://dexidp.io) as a real OpenID Connect provider, and [Crossplane](Crossplane) core
+//! [Dex](https://dexidp.io) as a real OpenID Connect provider, and [`Crossplane`] core
 //! with function-patch-and-transform on a cluster ([`TestEnvBuilder::crossplane`]). Everything
 //! listens on 127.0.0.1 only (Crossplane core's metrics and health ports excepted: core has no
 //! flag for their address).
