@@ -1,50 +1,39 @@
-//! `klutch-testenv demo`: the whole Klutch flow on one machine, narrated.
+//! `klutch-testenv demo`: the whole Klutch journey on one machine, narrated.
 //!
-//! A control-plane cluster offers `PostgresqlInstance` (the a9s claim, `anynines.com/v1`) through
-//! the reference backend with OIDC login at Dex; `kubectl bind` binds it into an app cluster,
-//! where the konnector syncs an instance up to the control plane and its status back down.
-//! Backend, konnector and CLI run inside this process (the same library code the binaries are
-//! thin wrappers of); the clusters and Dex are real processes.
+//! A control-plane cluster runs Crossplane core, Klutch's configuration package and
+//! provider-anynines (against a fake a9s broker and Backup Manager) and offers the claims through
+//! the reference backend with OIDC login at Dex; `kubectl bind` binds `PostgresqlInstance` and
+//! `ServiceBinding` into an app cluster, where the konnector syncs claims up and their status
+//! and credentials down. Everything is [`klutch_testenv::journey`], the fixture the end-to-end
+//! tests use; the clusters, Dex and Crossplane are real processes.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
-use klutch_a9s::claims::postgresql::PostgresqlInstance;
-use klutch_a9s::claims::xrd::{claim_crd, xrd};
-use klutch_sdk::api::APIServiceExportTemplate;
-use klutch_sdk::backend::controllers::run_under_lease;
-use klutch_sdk::backend::{
-    BindingSpaceConfig, BindingSpaces, ExternalCluster, OidcAuthenticator, OidcConfig, Server,
-    ServerConfig, SessionKeys, TemplateBackend, TemplateBackendConfig,
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use klutch_a9s::claims::ServiceInstanceType;
+use klutch_a9s::claims::binding::{ServiceBinding, ServiceBindingSpec, creds_secret_name};
+use klutch_a9s::claims::postgresql::{
+    PostgresqlInstance, PostgresqlInstanceSpec, PostgresqlPlan, PostgresqlService,
 };
-use klutch_sdk::konnector::Konnector;
-use klutch_sdk::testenv::browser::Browser;
-use klutch_sdk::testenv::{
-    Binaries, DexClient, DexConfig, DexUser, TestEnv, free_port, install_crd,
-};
-use kube::api::{Api, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::discovery::ApiResource;
-use serde_json::json;
+use klutch_osb::testing::Route;
+use klutch_sdk::testenv::Binaries;
+use klutch_testenv::journey::{CONTROL_PLANE, Journey, JourneyConfig, PASSWORD, USER};
+use kube::api::{Api, DynamicObject, ListParams, ObjectMeta, PostParams};
 
-/// The demo's user at Dex.
-const USER: &str = "demo@example.com";
-const PASSWORD: &str = "password";
-const CLIENT_ID: &str = "klutch-backend";
-const CLIENT_SECRET: &str = "klutch-demo-secret";
 /// How long each step may take before the demo gives up.
 const STEP_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Flags of `klutch-testenv demo`.
 #[derive(Debug, clap::Args)]
 pub struct Demo {
-    /// Log in yourself: open the printed URL in a browser (Dex user demo@example.com, password
+    /// Log in yourself: open the printed URLs in a browser (Dex user demo@example.com, password
     /// "password") instead of letting a scripted browser do it.
     #[arg(long)]
     pub manual_login: bool,
 
-    /// Directory with kube-apiserver, kube-controller-manager, kubectl, etcd and dex.
+    /// Directory with kube-apiserver, kube-controller-manager, kubectl, etcd, dex,
+    /// crossplane-core, function-patch-and-transform and crossplane-crds/.
     #[arg(long, env = "KLUTCH_TESTBIN_DIR", value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
 
@@ -83,26 +72,26 @@ pub async fn run(demo: Demo) -> Result<(), BoxError> {
 
     step(
         1,
-        "Start a control-plane cluster, an app cluster and Dex (real processes on 127.0.0.1)",
+        "Start a control plane (with Crossplane core, the configuration package and provider-anynines \
+         in front of a fake a9s broker), an app cluster and Dex",
     );
-    let port = free_port()?;
-    let backend_url = format!("http://127.0.0.1:{port}");
-    let callback = format!("{backend_url}/callback");
-    let mut builder = TestEnv::builder()
-        .cluster("control-plane")
-        .cluster("app")
-        .dex(DexConfig {
-            users: vec![DexUser::new(USER, PASSWORD)],
-            clients: vec![DexClient::confidential(
-                CLIENT_ID,
-                CLIENT_SECRET,
-                &[&callback],
-            )],
+    let (urls_tx, mut urls) = tokio::sync::mpsc::unbounded_channel();
+    let config = JourneyConfig {
+        bin_dir: demo.bin_dir.clone(),
+        bind: Vec::new(),
+        login_urls: demo.manual_login.then_some(urls_tx),
+        echo_bind: true,
+        ..JourneyConfig::default()
+    };
+    if demo.manual_login {
+        tokio::spawn(async move {
+            while let Some(url) = urls.recv().await {
+                note(format!("open {url} and log in as {USER} / {PASSWORD}"));
+            }
         });
-    if let Some(dir) = &demo.bin_dir {
-        builder = builder.binaries(Binaries::from_dir(dir));
     }
-    let env = builder.start().await?;
+    let journey = Journey::start(config).await?;
+    let env = journey.env();
     let kubeconfig = |name: &str| -> Result<PathBuf, BoxError> {
         Ok(match &demo.kubeconfig_dir {
             Some(dir) => {
@@ -114,10 +103,10 @@ pub async fn run(demo: Demo) -> Result<(), BoxError> {
             None => env[name].kubeconfig_path().to_owned(),
         })
     };
-    let (cp_kubeconfig, app_kubeconfig) = (kubeconfig("control-plane")?, kubeconfig("app")?);
+    let (cp_kubeconfig, app_kubeconfig) = (kubeconfig(CONTROL_PLANE)?, kubeconfig("app")?);
     note(format!(
         "control-plane {}  (kubeconfig {})",
-        env["control-plane"].url(),
+        env[CONTROL_PLANE].url(),
         cp_kubeconfig.display()
     ));
     note(format!(
@@ -126,134 +115,39 @@ pub async fn run(demo: Demo) -> Result<(), BoxError> {
         app_kubeconfig.display()
     ));
     note(format!(
-        "dex           {}",
+        "crossplane    core log {}",
+        journey.crossplane().core_log().display()
+    ));
+    note(format!(
+        "backend       {}/export   dex {}",
+        journey.backend_url(),
         env.dex().map(|d| d.issuer()).unwrap_or_default()
     ));
-    let cp = env["control-plane"].client().await?;
-    let app = env["app"].client().await?;
 
     step(
         2,
-        "Offer PostgresqlInstance (anynines.com/v1) on the control plane",
+        "kubectl bind postgresqlinstances and servicebindings into the app cluster",
     );
-    for crd in klutch_sdk::api::crds() {
-        install_crd(&cp, &crd).await?;
+    for plural in ["postgresqlinstances", "servicebindings"] {
+        note(format!(
+            "$ kubectl bind {}/export --kubeconfig {} --accept-claims=all --skip-konnector  → {plural}",
+            journey.backend_url(),
+            app_kubeconfig.display()
+        ));
+        journey.bind(plural).await?;
     }
-    let claim = claim_crd(&xrd::<PostgresqlInstance>()?)?;
-    install_crd(&cp, &claim).await?;
-    let template: APIServiceExportTemplate = serde_json::from_value(json!({
-        "apiVersion": "example-backend.klutch.anynines.com/v1alpha1",
-        "kind": "APIServiceExportTemplate",
-        "metadata": { "name": "postgresqlinstances", "namespace": "default" },
-        "spec": { "APIServiceSelector": { "group": "anynines.com", "resource": "postgresqlinstances" } },
-    }))?;
-    Api::<APIServiceExportTemplate>::namespaced(cp.clone(), "default")
-        .create(&PostParams::default(), &template)
-        .await?;
-    note("klutch's CRDs, the PostgresqlInstance claim CRD and an APIServiceExportTemplate for it");
+    if !demo.manual_login {
+        note(format!(
+            "(a scripted browser logged in at Dex as {USER} and picked each resource)"
+        ));
+    }
 
     step(
         3,
-        "Start the reference backend (OIDC login at Dex) and the konnector (in the app cluster's place)",
+        "Create a PostgresqlInstance in the app cluster and follow it through the chain",
     );
-    let auth = OidcAuthenticator::discover(OidcConfig {
-        issuer_url: env.dex().ok_or("Dex did not start")?.issuer().to_owned(),
-        client_id: CLIENT_ID.into(),
-        client_secret: CLIENT_SECRET.to_owned().into(),
-        callback_url: callback.clone(),
-        ca_pem: None,
-    })
-    .await?;
-    let backend = TemplateBackend::start(
-        cp.clone(),
-        auth,
-        TemplateBackendConfig {
-            pretty_name: "klutch demo".into(),
-            consumer_scope: klutch_sdk::api::export::Scope::Namespaced,
-            cluster_scoped_isolation: klutch_sdk::api::export::ClusterScopedIsolation::Prefixed,
-        },
-    )
-    .await?;
-    let spaces = Arc::new(BindingSpaces::new(
-        cp.clone(),
-        BindingSpaceConfig {
-            namespace_prefix: "cluster".into(),
-            pretty_name: "klutch demo".into(),
-            external: ExternalCluster {
-                server: env["control-plane"].url().to_owned(),
-                ca_pem: Some(env["control-plane"].ca_pem().to_owned()),
-                server_name: None,
-            },
-            token_timeout: Duration::from_secs(30),
-        },
-    ));
-    let mut config = ServerConfig::new(SessionKeys::generate());
-    config.callback_url = Some(callback);
-    let router = Server::new(backend.clone(), spaces, config).router();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let controllers = cp.clone();
-    tokio::spawn(async move { run_under_lease(controllers, backend, "default", "demo").await });
-    note(format!("backend   {backend_url}/export"));
-
-    let konnector = Konnector::builder(app.clone()).events(Some("demo")).build();
-    konnector.install_crd().await?;
-    let konnector = tokio::spawn(konnector.run(std::future::pending()));
-    note("konnector watching the app cluster");
-
-    step(4, "kubectl bind the API into the app cluster");
-    let export = format!("{backend_url}/export");
-    let app_kc = app_kubeconfig.to_string_lossy().into_owned();
-    note(format!(
-        "$ kubectl bind {export} --kubeconfig {app_kc} --accept-claims=all --skip-konnector"
-    ));
-    let mut io = kubectl_bind::Io::stdio();
-    io.browser = Box::new(|_| false);
-    let (urls_tx, mut urls) = tokio::sync::mpsc::unbounded_channel();
-    io.login_urls = Some(urls_tx);
-    let cli = tokio::spawn(kubectl_bind::run(
-        [
-            "kubectl-bind".to_owned(),
-            export,
-            "--kubeconfig".into(),
-            app_kc,
-            "--accept-claims=all".into(),
-            "--skip-konnector".into(),
-        ],
-        io,
-    ));
-    let login = urls
-        .recv()
-        .await
-        .ok_or("kubectl bind ended before it printed a login URL")?;
-    if demo.manual_login {
-        note(format!(
-            "open {login} and log in as {USER} / {PASSWORD}, then pick postgresqlinstances"
-        ));
-    } else {
-        note(format!(
-            "a scripted browser logs in at Dex as {USER} and picks postgresqlinstances"
-        ));
-        let mut browser = Browser::new()?;
-        browser
-            .bind(
-                &login,
-                USER,
-                PASSWORD,
-                "postgresqlinstances",
-                "http://localhost:",
-            )
-            .await?;
-    }
-    let code = cli.await?;
-    if code != 0 {
-        return Err(format!("kubectl bind failed with exit code {code}").into());
-    }
-
-    step(
-        5,
-        "Create a PostgresqlInstance in the app cluster; the konnector copies it up",
-    );
+    let app = journey.app().await?;
+    let cp = journey.control_plane().await?;
     Api::<Namespace>::all(app.clone())
         .create(
             &PostParams::default(),
@@ -266,29 +160,25 @@ pub async fn run(demo: Demo) -> Result<(), BoxError> {
             },
         )
         .await?;
-    let ar = ApiResource {
-        group: "anynines.com".into(),
-        version: "v1".into(),
-        api_version: "anynines.com/v1".into(),
-        kind: "PostgresqlInstance".into(),
-        plural: "postgresqlinstances".into(),
-    };
-    let instance: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "anynines.com/v1",
-        "kind": "PostgresqlInstance",
-        "metadata": { "name": "orders", "namespace": "shop" },
-        "spec": { "service": "a9s-postgresql17", "plan": "postgresql-single-small", "compositionRef": { "name": "a9s-postgresql" } },
-    }))?;
-    let consumer = Api::<DynamicObject>::namespaced_with(app.clone(), "shop", &ar);
+    let mut instance = PostgresqlInstance::new(
+        "orders",
+        PostgresqlInstanceSpec::new(
+            PostgresqlService::A9sPostgresql17,
+            PostgresqlPlan::SingleSmall,
+        )
+        .a9s(),
+    );
+    instance.metadata.namespace = Some("shop".into());
+    let instances = Api::<PostgresqlInstance>::namespaced(app.clone(), "shop");
     eventually("the app cluster to serve postgresqlinstances", || async {
-        consumer
+        instances
             .create(&PostParams::default(), &instance)
             .await
             .ok()
     })
     .await?;
     note("app: shop/orders created (service a9s-postgresql17, plan postgresql-single-small)");
-    let everywhere = Api::<DynamicObject>::all_with(cp.clone(), &ar);
+    let everywhere = Api::<PostgresqlInstance>::all(cp.clone());
     let copy = eventually("the control-plane copy", || async {
         let list = everywhere.list(&ListParams::default()).await.ok()?;
         list.items
@@ -296,44 +186,93 @@ pub async fn run(demo: Demo) -> Result<(), BoxError> {
             .find(|o| o.metadata.name.as_deref() == Some("orders"))
     })
     .await?;
-    let copy_ns = copy.metadata.namespace.clone().unwrap_or_default();
     note(format!(
-        "control plane: {copy_ns}/orders appeared (the tenant's service namespace)"
+        "control plane: {}/orders, the konnector's copy in the tenant's service namespace",
+        copy.metadata.namespace.clone().unwrap_or_default()
+    ));
+    let xr_resource = kube::api::ApiResource {
+        group: "anynines.com".into(),
+        version: "v1".into(),
+        api_version: "anynines.com/v1".into(),
+        kind: "XPostgresqlInstance".into(),
+        plural: "xpostgresqlinstances".into(),
+    };
+    let xrs = Api::<DynamicObject>::all_with(cp.clone(), &xr_resource);
+    let xr = eventually("Crossplane's composite resource", || async {
+        xrs.list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()
+    })
+    .await?;
+    note(format!(
+        "crossplane: claim → XPostgresqlInstance {} → dataservices.anynines.com ServiceInstance (function-patch-and-transform)",
+        xr.metadata.name.clone().unwrap_or_default()
+    ));
+    let broker = journey.broker(ServiceInstanceType::Postgresql);
+    eventually("the provision at the broker", || async {
+        (broker.osb().count(Route::Provision) > 0).then_some(())
+    })
+    .await?;
+    note("provider-anynines: PUT /v2/service_instances/… at the a9s broker (asynchronous, polled)");
+    let ready = eventually("Ready=True in the app cluster", || async {
+        let o = instances.get("orders").await.ok()?;
+        o.status.as_ref().is_some_and(|s| s.is_ready()).then_some(o)
+    })
+    .await?;
+    note(format!(
+        "app: shop/orders is Ready=True, status.managed.state = {}",
+        ready
+            .status
+            .as_ref()
+            .and_then(|s| s.managed_state())
+            .unwrap_or("?")
     ));
 
     step(
-        6,
-        "The control plane reports status; the konnector copies it down",
+        4,
+        "Create a ServiceBinding; the credentials Secret arrives in the app cluster",
     );
-    note("(standing in for Crossplane and provider-anynines, the demo writes the status itself)");
-    Api::<DynamicObject>::namespaced_with(cp.clone(), &copy_ns, &ar)
-        .patch_status(
-            "orders",
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": { "managed": { "state": "succeeded" } } })),
-        )
+    let mut binding = ServiceBinding::new(
+        "orders-app",
+        ServiceBindingSpec::new("orders", ServiceInstanceType::Postgresql).a9s(),
+    );
+    binding.metadata.namespace = Some("shop".into());
+    Api::<ServiceBinding>::namespaced(app.clone(), "shop")
+        .create(&PostParams::default(), &binding)
         .await?;
-    eventually("the status in the app cluster", || async {
-        let o = consumer.get("orders").await.ok()?;
-        (o.data["status"]["managed"]["state"] == "succeeded").then_some(())
+    let secret_name = creds_secret_name("orders-app");
+    let secrets = Api::<Secret>::namespaced(app.clone(), "shop");
+    let secret = eventually("the credentials Secret in the app cluster", || async {
+        secrets
+            .get_opt(&secret_name)
+            .await
+            .ok()?
+            .filter(|s| s.data.as_ref().is_some_and(|d| !d.is_empty()))
     })
     .await?;
-    note("app: shop/orders has status.managed.state = succeeded");
+    let keys: Vec<String> = secret.data.unwrap_or_default().into_keys().collect();
+    note(format!(
+        "app: Secret shop/{secret_name} with keys {} (values not shown)",
+        keys.join(", ")
+    ));
 
     let kubectl = Binaries::find()
         .and_then(|b| b.kubectl())
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "kubectl".into());
     eprintln!(
-        "\n✔ The whole flow ran in {:.0}s. Look around:",
+        "\n✔ The whole journey ran in {:.0}s. Look around:",
         started.elapsed().as_secs_f64()
     );
     eprintln!(
-        "   {kubectl} --kubeconfig {} get postgresqlinstances,apiservicebindings -A",
+        "   {kubectl} --kubeconfig {} get postgresqlinstances,servicebindings,secrets -n shop",
         app_kubeconfig.display()
     );
     eprintln!(
-        "   {kubectl} --kubeconfig {} get postgresqlinstances,apiserviceexports,clusterbindings -A",
+        "   {kubectl} --kubeconfig {} get managed,composite,claim -A",
         cp_kubeconfig.display()
     );
 
@@ -350,8 +289,7 @@ pub async fn run(demo: Demo) -> Result<(), BoxError> {
         signal = stop => eprintln!("klutch-testenv: {}; stopping", super::stopped_by(signal)),
         () = deadline => {}
     }
-    konnector.abort();
-    drop(env);
+    drop(journey);
     eprintln!("klutch-testenv: stopped");
     Ok(())
 }

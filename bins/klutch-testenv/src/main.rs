@@ -32,16 +32,20 @@ clusters on different machines. Ctrl-C (or SIGTERM) stops everything and removes
 
 Examples:
   klutch-testenv up --cluster control-plane --cluster app
+  klutch-testenv up --crossplane control-plane   # plus Crossplane core on the control plane
   kubectl --kubeconfig <printed path> get namespaces
-  klutch-testenv demo      # the whole Klutch flow: bind an API, sync an object both ways";
+  klutch-testenv demo      # the whole journey: bind, claim, Crossplane, provider, credentials back";
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start clusters, print how to reach them, and run until Ctrl-C or SIGTERM.
     Up(Up),
-    /// Run the whole Klutch flow, narrated: a control plane offers PostgresqlInstance through the
-    /// reference backend (OIDC login at Dex), `kubectl bind` binds it into an app cluster, and
-    /// the konnector syncs an instance up and its status down. Then run until Ctrl-C.
+    /// Run the whole Klutch journey, narrated: a control plane with Crossplane core, the
+    /// configuration package and provider-anynines (in front of a fake a9s broker) offers the
+    /// claims through the reference backend (OIDC login at Dex); `kubectl bind` binds
+    /// PostgresqlInstance and ServiceBinding into an app cluster; an instance is provisioned
+    /// through the konnector, Crossplane and the provider, and a binding's credentials Secret
+    /// arrives in the app cluster. Then run until Ctrl-C.
     Demo(demo::Demo),
 }
 
@@ -67,7 +71,21 @@ struct Up {
     #[arg(long = "dex-redirect-uri", value_name = "URL", requires = "dex")]
     dex_redirect_uris: Vec<String>,
 
-    /// Directory with kube-apiserver, kube-controller-manager, kubectl, etcd and dex.
+    /// Also run Crossplane core v1.20 and function-patch-and-transform against this cluster
+    /// (repeatable; comma-separated in the environment variable): core CRDs applied, namespace
+    /// crossplane-system, the function registered over mTLS. No providers are installed: run
+    /// one against the printed kubeconfig. Needs `testbins/build.sh crossplane crossplane-core
+    /// crossplane-fpt`.
+    #[arg(
+        long = "crossplane",
+        value_name = "CLUSTER",
+        env = "KLUTCH_TESTENV_CROSSPLANE",
+        value_delimiter = ','
+    )]
+    crossplane: Vec<String>,
+
+    /// Directory with kube-apiserver, kube-controller-manager, kubectl, etcd and dex (and
+    /// crossplane-core, function-patch-and-transform, crossplane-crds/ for --crossplane).
     #[arg(long, env = "KLUTCH_TESTBIN_DIR", value_name = "DIR")]
     bin_dir: Option<PathBuf>,
 
@@ -124,6 +142,9 @@ async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error + Send + Sync>> 
         builder =
             builder.dex(DexConfig::default().with_backend_redirect_uris(&up.dex_redirect_uris));
     }
+    for name in &up.crossplane {
+        builder = builder.crossplane(name);
+    }
     if let Some(dir) = &up.bin_dir {
         builder = builder.binaries(Binaries::from_dir(dir));
     }
@@ -152,6 +173,20 @@ async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error + Send + Sync>> 
             "  kubectl --kubeconfig {} get namespaces",
             kubeconfig.display()
         );
+        let crossplane = env.crossplane(cluster.name()).map(|c| {
+            println!(
+                "  crossplane core running (log {}); function {} at {}",
+                c.core_log().display(),
+                klutch_sdk::testenv::FUNCTION_NAME,
+                c.function_endpoint()
+            );
+            json!({
+                "coreLog": c.core_log(),
+                "functionLog": c.function_log(),
+                "functionEndpoint": c.function_endpoint(),
+                "pids": c.pids(),
+            })
+        });
         clusters.push(json!({
             "name": cluster.name(),
             "server": cluster.url(),
@@ -159,6 +194,7 @@ async fn run_up(up: Up) -> Result<(), Box<dyn std::error::Error + Send + Sync>> 
             "caPem": cluster.ca_pem(),
             "apiserverLog": cluster.apiserver_log(),
             "pids": cluster.pids(),
+            "crossplane": crossplane,
         }));
     }
     if let Some(dex) = env.dex() {

@@ -31,11 +31,21 @@ fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 
 /// Starts `klutch-testenv up` and waits until it has written its state file.
 fn up(state: &Path, extra: &[&str]) -> (std::process::Child, serde_json::Value) {
+    up_with_env(state, extra, &[])
+}
+
+/// [`up`] with extra environment variables.
+fn up_with_env(
+    state: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, serde_json::Value) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_klutch-testenv"))
         .arg("up")
         .arg("--state")
         .arg(state)
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -141,6 +151,58 @@ fn sigterm_stops_gracefully_and_removes_the_state_file() {
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
+/// `--crossplane` (here through its environment variable) runs Crossplane core and the function
+/// against the cluster: the function is registered, both show up in the state file, and SIGTERM
+/// stops them with the rest.
+#[test]
+fn up_runs_crossplane_from_the_environment_and_stops_it() {
+    let scratch = tempfile_dir();
+    let state_path = scratch.join("state.json");
+    let (mut child, state) = up_with_env(
+        &state_path,
+        &["--cluster", "cp"],
+        &[("KLUTCH_TESTENV_CROSSPLANE", "cp")],
+    );
+    let cluster = &state["clusters"][0];
+    let crossplane = &cluster["crossplane"];
+    assert!(
+        crossplane["functionEndpoint"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("127.0.0.1:")),
+        "{crossplane}"
+    );
+    let pids = pids(&state);
+    assert_eq!(
+        pids.len(),
+        5,
+        "etcd, apiserver, controller manager, core, function: {pids:?}"
+    );
+    let kubectl = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/testbin/kubectl");
+    let kubectl = std::env::var_os("KLUTCH_TESTBIN_DIR")
+        .map_or(kubectl, |d| PathBuf::from(d).join("kubectl"));
+    let out = Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(cluster["kubeconfig"].as_str().unwrap())
+        .args(["get", "functionrevisions.pkg.crossplane.io", "-o"])
+        .arg("jsonpath={.items[0].status.endpoint}")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        crossplane["functionEndpoint"].as_str().unwrap(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        pids.iter().all(|p| !alive(*p)),
+        "stopped before exiting: {pids:?}"
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
 #[test]
 fn missing_binaries_fail_with_the_fix() {
     let out = Command::new(env!("CARGO_BIN_EXE_klutch-testenv"))
@@ -167,8 +229,9 @@ fn tempfile_dir() -> PathBuf {
     dir
 }
 
-/// The README's main job (`scripts/demo` runs `klutch-testenv demo`): the whole flow completes
-/// and says so, and nothing it started survives it.
+/// The README's main job (`scripts/demo` runs `klutch-testenv demo`): the whole journey through
+/// Crossplane and provider-anynines completes and says so, and shows the credentials Secret's
+/// keys but not its values.
 #[test]
 fn demo_runs_the_whole_flow() {
     let out = Command::new(env!("CARGO_BIN_EXE_klutch-testenv"))
@@ -181,13 +244,20 @@ fn demo_runs_the_whole_flow() {
     for line in [
         "🔑 Successfully authenticated",
         "✅ Created APIServiceBinding postgresqlinstances.anynines.com",
-        "/orders appeared (the tenant's service namespace)",
-        "app: shop/orders has status.managed.state = succeeded",
-        "✔ The whole flow ran in",
+        "✅ Created APIServiceBinding servicebindings.anynines.com",
+        "/orders, the konnector's copy in the tenant's service namespace",
+        "crossplane: claim → XPostgresqlInstance",
+        "app: shop/orders is Ready=True, status.managed.state = provisioned",
+        "app: Secret shop/orders-app-creds with keys host, hosts, name, password, port, uri, username (values not shown)",
+        "✔ The whole journey ran in",
         "klutch-testenv: stopped",
     ] {
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }
+    assert!(
+        !stderr.contains("fake-password") && !stdout.contains("fake-password"),
+        "the demo shows the Secret's keys, never its values"
+    );
     assert!(
         stdout.contains("postgresqlinstances.anynines.com"),
         "the binding table:\n{stdout}"

@@ -8,7 +8,8 @@ use super::{Error, Result};
 pub const TESTBIN_DIR_ENV: &str = "KLUTCH_TESTBIN_DIR";
 
 /// The directory that holds the test binaries: `kube-apiserver`, `kube-controller-manager`,
-/// `kubectl`, `etcd` and `dex`.
+/// `kubectl`, `etcd` and `dex`, and for [Crossplane](super::Crossplane) `crossplane-core`,
+/// `function-patch-and-transform` and the `crossplane-crds/` directory.
 ///
 /// [`Binaries::find`] looks at `$KLUTCH_TESTBIN_DIR` first, then for `target/testbin` (where
 /// `testbins/build.sh` links its builds) in the current directory and its ancestors, then in
@@ -102,5 +103,28 @@ impl Binaries {
     /// `dex`.
     pub fn dex(&self) -> Result<PathBuf> {
         self.get("dex")
+    }
+
+    /// `crossplane-core`: Crossplane core v1.20 (`crossplane-core core start`).
+    pub fn crossplane_core(&self) -> Result<PathBuf> {
+        self.get("crossplane-core")
+    }
+
+    /// `function-patch-and-transform`, the composition function the configuration package uses.
+    pub fn function_patch_and_transform(&self) -> Result<PathBuf> {
+        self.get("function-patch-and-transform")
+    }
+
+    /// `crossplane-crds/`: Crossplane's core CRDs (`cluster/crds` of the same version as core).
+    pub fn crossplane_crds(&self) -> Result<PathBuf> {
+        let path = self.dir.join("crossplane-crds");
+        if path.is_dir() {
+            Ok(path)
+        } else {
+            Err(Error::BinaryMissing {
+                name: "crossplane-crds",
+                dir: self.dir.clone(),
+            })
+        }
     }
 }

@@ -3,8 +3,10 @@
 //! A [`TestEnv`] runs one etcd and, per cluster, a kube-apiserver (on its own etcd prefix, port,
 //! certificates and credentials) and a kube-controller-manager, so that namespace deletion,
 //! garbage collection and service-account tokens work as in a real cluster. Optionally it runs
-//! [Dex](https://dexidp.io) as a real OpenID Connect provider. Everything listens on 127.0.0.1
-//! only.
+//! [Dex](https://dexidp.io) as a real OpenID Connect provider, and [`Crossplane`] core
+//! with function-patch-and-transform on a cluster ([`TestEnvBuilder::crossplane`]). Everything
+//! listens on 127.0.0.1 only (Crossplane core's metrics and health ports excepted: core has no
+//! flag for their address).
 //!
 //! The binaries come from `testbins/build.sh`, which builds them from pinned Go modules (see
 //! `docs/testenv.md`); [`Binaries::find`] explains where they are looked for.
@@ -42,6 +44,7 @@
 mod binaries;
 pub mod browser;
 mod cluster;
+mod crossplane;
 mod dex;
 mod error;
 pub mod fixtures;
@@ -62,6 +65,7 @@ use tokio::sync::OnceCell;
 
 pub use binaries::{Binaries, TESTBIN_DIR_ENV};
 pub use cluster::{Identity, TestCluster};
+pub use crossplane::{CROSSPLANE_NAMESPACE, Crossplane, FUNCTION_IMAGE, FUNCTION_NAME};
 pub use dex::{DEFAULT_BACKEND_REDIRECT_URIS, Dex, DexClient, DexConfig, DexTokens, DexUser};
 pub use error::{Error, Result};
 
@@ -87,6 +91,7 @@ pub struct TestEnv {
     etcd_timeout: Duration,
     clusters: Vec<TestCluster>,
     dex: Option<Dex>,
+    crossplane: Vec<Crossplane>,
     janitor: Option<Janitor>,
 }
 
@@ -108,6 +113,7 @@ pub struct TestEnvBuilder {
     controller_manager: bool,
     wait_for_controllers: bool,
     dex: Option<DexConfig>,
+    crossplane: Vec<String>,
     binaries: Option<Binaries>,
     start_timeout: Duration,
     compaction_interval: Option<Duration>,
@@ -121,6 +127,7 @@ impl Default for TestEnvBuilder {
             controller_manager: true,
             wait_for_controllers: true,
             dex: None,
+            crossplane: Vec::new(),
             binaries: None,
             start_timeout: Duration::from_secs(90),
             compaction_interval: None,
@@ -155,6 +162,15 @@ impl TestEnvBuilder {
     /// Starts Dex with this configuration.
     pub fn dex(mut self, config: DexConfig) -> Self {
         self.dex = Some(config);
+        self
+    }
+
+    /// Runs Crossplane core and function-patch-and-transform against cluster `name` (one of the
+    /// clusters added with [`cluster`](Self::cluster)): core CRDs, namespace
+    /// `crossplane-system`, the function registered over mTLS, core ready. See [`Crossplane`];
+    /// needs `testbins/build.sh crossplane crossplane-core crossplane-fpt`.
+    pub fn crossplane(mut self, name: &str) -> Self {
+        self.crossplane.push(name.to_owned());
         self
     }
 
@@ -206,6 +222,16 @@ impl TestEnvBuilder {
         if self.dex.is_some() {
             binaries.dex()?;
         }
+        for name in &self.crossplane {
+            if !names.contains(name) {
+                return Err(Error::Config(format!(
+                    "crossplane({name:?}): there is no cluster {name:?} (clusters: {names:?})"
+                )));
+            }
+            binaries.crossplane_core()?;
+            binaries.function_patch_and_transform()?;
+            binaries.crossplane_crds()?;
+        }
 
         let dir = tempfile::Builder::new()
             .prefix("klutch-testenv-")
@@ -232,6 +258,7 @@ impl TestEnvBuilder {
             etcd_timeout: self.start_timeout,
             clusters: Vec::new(),
             dex: None,
+            crossplane: Vec::new(),
             janitor,
         };
 
@@ -266,6 +293,12 @@ impl TestEnvBuilder {
         }
         if let Some(config) = self.dex {
             env.dex = Some(Dex::start(config, &path, &binaries, self.start_timeout).await?);
+        }
+        for name in &self.crossplane {
+            let cluster = env.cluster(name).expect("checked above");
+            let crossplane =
+                Crossplane::start(cluster, &binaries, &path, self.start_timeout).await?;
+            env.crossplane.push(crossplane);
         }
         tracing::info!(dir = %path.display(), clusters = ?names, "test environment ready");
         Ok(env)
@@ -335,6 +368,12 @@ impl TestEnv {
         self.dex.as_ref()
     }
 
+    /// Crossplane on cluster `name`, when the environment was built with
+    /// [`TestEnvBuilder::crossplane`] for it.
+    pub fn crossplane(&self, name: &str) -> Option<&Crossplane> {
+        self.crossplane.iter().find(|c| c.cluster() == name)
+    }
+
     /// The run directory: one subdirectory per cluster, `etcd/`, `dex/` and the logs.
     pub fn dir(&self) -> &Path {
         &self.path
@@ -364,6 +403,9 @@ impl TestEnv {
             pids.extend(cluster.pids());
         }
         pids.extend(self.dex.as_ref().and_then(Dex::pid));
+        for crossplane in &self.crossplane {
+            pids.extend(crossplane.pids());
+        }
         pids
     }
 
@@ -408,6 +450,9 @@ impl TestEnv {
         for cluster in &self.clusters {
             out.push_str(&cluster.log_tails(20));
         }
+        for crossplane in &self.crossplane {
+            out.push_str(&crossplane.log_tails(20));
+        }
         out.push_str(&format!(
             "--- {} (last 20 lines)\n{}\n",
             self.etcd_log.display(),
@@ -440,7 +485,15 @@ impl Drop for TestEnv {
         if std::thread::panicking() {
             eprintln!("{}", self.report_logs());
         }
-        // Ask everything to stop at once, then wait: shutdowns overlap.
+        // Ask everything to stop at once, then wait: shutdowns overlap. Crossplane first, so it
+        // does not log a storm of connection errors while the apiservers go away.
+        for crossplane in &self.crossplane {
+            crossplane.terminate_all();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for crossplane in &self.crossplane {
+            crossplane.wait_all(deadline);
+        }
         for cluster in &self.clusters {
             cluster.terminate_all();
         }

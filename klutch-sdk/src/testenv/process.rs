@@ -83,11 +83,31 @@ impl Process {
         log: &Path,
         run_dir: &Path,
     ) -> Result<Self> {
+        Self::spawn_with_env(component, program, args, log, run_dir, &[], false)
+    }
+
+    /// [`spawn`](Self::spawn) with extra environment variables; `append` keeps what the log
+    /// holds already (a restarted component).
+    pub(crate) fn spawn_with_env(
+        component: impl Into<String>,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+        run_dir: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+        append: bool,
+    ) -> Result<Self> {
         let component = component.into();
-        let out = File::create(log).map_err(|source| Error::Write {
-            path: log.to_owned(),
-            source,
-        })?;
+        let out = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(log)
+            .map_err(|source| Error::Write {
+                path: log.to_owned(),
+                source,
+            })?;
         let err = out.try_clone().map_err(|source| Error::Write {
             path: log.to_owned(),
             source,
@@ -98,6 +118,7 @@ impl Process {
             .arg("sh")
             .arg(program)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(out)
             .stderr(err)
