@@ -81,6 +81,8 @@ pub fn manifests(o: &ManifestOptions) -> Vec<Value> {
                 // may grant what it does not hold (bind/escalate) instead of being cluster-admin.
                 rule(&["rbac.authorization.k8s.io"], &["clusterroles", "clusterrolebindings", "rolebindings"], &["get", "list", "watch", "create", "update", "patch", "delete", "bind", "escalate"]),
                 rule(&["coordination.k8s.io"], &["leases"], &["get", "list", "watch", "create", "update", "patch"]),
+                // Events on objects the controllers cannot decode (they skip them).
+                rule(&["events.k8s.io"], &["events"], &["create", "patch"]),
             ],
         }),
         json!({
