@@ -193,7 +193,7 @@ mod tests {
             panic!("decoded the bad one")
         };
         assert_eq!(bad.metadata.namespace.as_deref(), Some("bad"));
-        assert!(bad.error.contains("Pwned"), "{}", bad.error);
+        assert!(bad.error.contains("Apocalyptic"), "{}", bad.error);
         assert_eq!(
             Lenient::<APIServiceNamespace>::plural(&()),
             "apiservicenamespaces"
