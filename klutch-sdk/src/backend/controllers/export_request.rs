@@ -70,7 +70,7 @@ async fn reconcile<B: BindingBackend>(
     let ns = req.namespace().unwrap_or_default();
     let name = req.name_any();
     let requests: Api<APIServiceExportRequest> = Api::namespaced(ctx.client.clone(), &ns);
-    let age = age(&req);
+    let age = age(req);
     let timing = ctx.timing;
     if age >= timing.collect_after {
         tracing::info!(namespace = %ns, %name, "deleting old export request");

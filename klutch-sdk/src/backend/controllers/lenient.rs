@@ -21,8 +21,8 @@ pub const INVALID_OBJECT: &str = "InvalidObject";
 pub enum Lenient<K> {
     /// Decoded.
     Valid(K),
-    /// Not decodable as `K`.
-    Invalid(Invalid),
+    /// Not decodable as `K` (boxed: rare, and larger than most objects).
+    Invalid(Box<Invalid>),
 }
 
 /// An object that did not decode: its metadata, the raw JSON and the error.
@@ -55,11 +55,11 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
                 // Without readable metadata there is nothing to key or report on: fail as before.
                 let metadata =
                     ObjectMeta::deserialize(&raw["metadata"]).map_err(serde::de::Error::custom)?;
-                Ok(Lenient::Invalid(Invalid {
+                Ok(Lenient::Invalid(Box::new(Invalid {
                     metadata,
                     raw,
                     error: error.to_string(),
-                }))
+                })))
             }
         }
     }
