@@ -56,7 +56,7 @@ pub struct Cli {
     pub kubeconfig: Option<PathBuf>,
     /// Prefix of cluster namespaces (`<prefix>-<16 base-36 characters>`, at most 46 characters).
     /// Part of every binding-space identity: backends with different prefixes never share spaces.
-    #[arg(long, env = "NAMESPACE_PREFIX", default_value = "cluster", value_parser = non_empty)]
+    #[arg(long, env = "NAMESPACE_PREFIX", default_value = "cluster", value_parser = namespace_prefix)]
     pub namespace_prefix: String,
     /// Issuer whose users may take over binding spaces created under the old identity key
     /// `<sub>#<cid>` (by earlier klutch versions or by Klutch's Go backend, with this namespace prefix).
@@ -151,6 +151,16 @@ pub enum Isolation {
     Namespaced,
     /// Not implemented by the konnector: refused.
     None,
+}
+
+fn namespace_prefix(s: &str) -> Result<String, String> {
+    let max = klutch_sdk::backend::binding_space::MAX_PREFIX_LEN;
+    if s.len() > max {
+        return Err(format!(
+            "at most {max} characters (names are <prefix>-<16 characters>)"
+        ));
+    }
+    non_empty(s)
 }
 
 fn non_empty(s: &str) -> Result<String, String> {

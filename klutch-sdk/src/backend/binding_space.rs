@@ -44,6 +44,8 @@ pub const IDENTITY_HASH_LABEL: &str = "example-backend.klutch.anynines.com/ident
 pub const ISSUER_ANNOTATION: &str = "example-backend.klutch.anynines.com/identity-issuer";
 /// Base-36 characters of the key digest in a cluster namespace's name.
 pub const NAME_HASH_LEN: usize = 16;
+/// The longest namespace prefix: `<prefix>-<hash>` must fit a 63-character namespace name.
+pub const MAX_PREFIX_LEN: usize = 63 - 1 - NAME_HASH_LEN;
 /// Field manager of the backend's writes.
 pub const FIELD_MANAGER: &str = "klutch-bind-backend";
 
@@ -382,7 +384,7 @@ impl BindingSpaces {
     /// key, or created under the deterministic name.
     async fn ensure_namespace(&self, identity: &BindingIdentity) -> Result<String> {
         let prefix = &self.config.namespace_prefix;
-        let max = 63 - 1 - NAME_HASH_LEN;
+        let max = MAX_PREFIX_LEN;
         if prefix.len() > max {
             return Err(Error::PrefixTooLong {
                 prefix: prefix.clone(),
