@@ -15,7 +15,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use klutch_sdk::api::{APIServiceExport, APIServiceNamespace, ClusterBinding};
+use klutch_sdk::api::{
+    APIServiceExport, APIServiceExportTemplate, APIServiceNamespace, ClusterBinding,
+};
 use klutch_sdk::backend::controllers::Timing;
 use klutch_sdk::backend::controllers::lenient::INVALID_OBJECT;
 use klutch_sdk::backend::{
@@ -48,6 +50,25 @@ where
     klutch_sdk::testenv::eventually(what, WAIT, probe)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The reference backend (its catalogue caches); bounded, as a stalled cache never returns.
+async fn start_backend(client: &kube::Client) -> Arc<TemplateBackend<NoLogins>> {
+    tokio::time::timeout(
+        WAIT,
+        TemplateBackend::start(
+            client.clone(),
+            NoLogins,
+            TemplateBackendConfig {
+                pretty_name: "Test Provider".into(),
+                consumer_scope: klutch_sdk::api::export::Scope::Namespaced,
+                cluster_scoped_isolation: klutch_sdk::api::export::ClusterScopedIsolation::Prefixed,
+            },
+        ),
+    )
+    .await
+    .expect("the backend's catalogue caches fill despite undecodable templates")
+    .unwrap()
 }
 
 /// The controllers as a restartable task.
@@ -156,17 +177,7 @@ async fn a_new_tenant_is_bound_after_a_restart_with_undecodable_objects_present(
     for crd in klutch_sdk::api::crds() {
         install_crd(&client, &crd).await.unwrap();
     }
-    let backend = TemplateBackend::start(
-        client.clone(),
-        NoLogins,
-        TemplateBackendConfig {
-            pretty_name: "Test Provider".into(),
-            consumer_scope: klutch_sdk::api::export::Scope::Namespaced,
-            cluster_scoped_isolation: klutch_sdk::api::export::ClusterScopedIsolation::Prefixed,
-        },
-    )
-    .await
-    .unwrap();
+    let backend = start_backend(&client).await;
     let spaces = BindingSpaces::new(
         client.clone(),
         BindingSpaceConfig {
@@ -205,6 +216,7 @@ async fn a_new_tenant_is_bound_after_a_restart_with_undecodable_objects_present(
         ClusterBinding::crd(),
         APIServiceNamespace::crd(),
         APIServiceExport::crd(),
+        APIServiceExportTemplate::crd(),
     ]
     .into_iter()
     .map(|crd| {
@@ -290,6 +302,32 @@ async fn a_new_tenant_is_bound_after_a_restart_with_undecodable_objects_present(
         )
         .await
         .unwrap();
+    let templates = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "default",
+        &kube::discovery::ApiResource::erase::<APIServiceExportTemplate>(&()),
+    );
+    templates
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "apiVersion": "example-backend.klutch.anynines.com/v1alpha1",
+                "kind": "APIServiceExportTemplate",
+                "metadata": { "name": "broken" },
+                "spec": { "APIServiceSelector": { "resource": "mangodbs", "group": "mangodb.com" } }
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    templates
+        .patch_status(
+            "broken",
+            &PatchParams::default(),
+            &Patch::Merge(&bad_status),
+        )
+        .await
+        .unwrap();
     for crd in &strict {
         install_crd(&client, crd).await.unwrap();
     }
@@ -321,6 +359,8 @@ async fn a_new_tenant_is_bound_after_a_restart_with_undecodable_objects_present(
     );
 
     // Restart with the bad objects present: a new tenant is served all the same.
+    drop(backend);
+    let backend = start_backend(&client).await;
     let controllers = Controllers::start(client.clone(), backend.clone());
     let fresh = spaces
         .ensure(&BindingIdentity::new("https://idp", "fresh", "cidFresh"))
