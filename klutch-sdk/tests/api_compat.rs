@@ -90,6 +90,19 @@ fn schema_of(crd: &Value) -> BTreeMap<String, Field> {
     out
 }
 
+/// Fields we require and Klutch does not, each because our type cannot do without it and every
+/// Go component writes it anyway (a stored object without it would stall the controllers'
+/// lists, issue #19): `(kind, path, field)`.
+const DELIBERATELY_REQUIRED: &[(&str, &str, &str)] = &[
+    // Go's `Spec` is a non-pointer struct without omitempty: always serialised.
+    ("APIServiceBinding", "", "spec"),
+    ("APIServiceNamespace", "", "spec"),
+];
+
+fn kind_of(crd: &Value) -> &str {
+    crd["spec"]["names"]["kind"].as_str().unwrap_or_default()
+}
+
 /// Compares one reference CRD with ours; returns every incompatibility.
 fn compare(reference: &Value, ours: &Value) -> Vec<String> {
     let mut problems = Vec::new();
@@ -165,7 +178,9 @@ fn compare(reference: &Value, ours: &Value) -> Vec<String> {
                 our.default, field.default
             ));
         }
-        if let Some(extra) = our.required.difference(&field.required).next() {
+        if let Some(extra) = our.required.difference(&field.required).find(|extra| {
+            !DELIBERATELY_REQUIRED.contains(&(kind_of(ours), path.as_str(), extra.as_str()))
+        }) {
             problems.push(format!("{path}: we require {extra}, Klutch does not"));
         }
         for rule in field.rules.difference(&our.rules) {

@@ -14,26 +14,32 @@ use axum::routing::{get, post};
 use backend_common::fixture;
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Namespace;
+use klutch_sdk::api::wellknown::IDENTITY_ANNOTATION;
 use klutch_sdk::api::wire::{decode_base64, encode_base64_url};
-use klutch_sdk::backend::binding_space::{IDENTITY_HASH_LABEL, identity_hash};
 use klutch_sdk::backend::{
     BindingSpaceConfig, BindingSpaces, ExternalCluster, OidcAuthenticator, OidcConfig, Server,
     ServerConfig, SessionKeys, TemplateBackend, TemplateBackendConfig,
 };
 use klutch_sdk::testenv::browser::{Browser, query_param};
+use kube::ResourceExt as _;
 use kube::api::{Api, ListParams};
 use ring::signature::KeyPair as _;
 
+/// Cluster namespaces annotated with Klutch's identity `<sub>#<cid>` (of any issuer).
 async fn spaces_of(client: &kube::Client, identity: &str) -> usize {
     Api::<Namespace>::all(client.clone())
-        .list(&ListParams::default().labels(&format!(
-            "{IDENTITY_HASH_LABEL}={}",
-            identity_hash(identity)
-        )))
+        .list(&ListParams::default())
         .await
         .unwrap()
         .items
-        .len()
+        .iter()
+        .filter(|ns| {
+            ns.annotations()
+                .get(IDENTITY_ANNOTATION)
+                .map(String::as_str)
+                == Some(identity)
+        })
+        .count()
 }
 
 /// `/authorize` and the Dex login for a fresh sid; returns the browser and the callback URL.

@@ -81,9 +81,17 @@ pub struct Cli {
     /// Kubeconfig of the provider cluster (default: $KUBECONFIG, then in-cluster).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Prefix of cluster namespaces (`<prefix>-xxxxx`).
-    #[arg(long, env = "NAMESPACE_PREFIX", default_value = "cluster", value_parser = non_empty)]
+    /// Prefix of cluster namespaces (`<prefix>-<16 base-36 characters>`, at most 46 characters).
+    /// Part of every binding-space identity: backends with different prefixes never share spaces.
+    #[arg(long, env = "NAMESPACE_PREFIX", default_value = "cluster", value_parser = namespace_prefix)]
     pub namespace_prefix: String,
+    /// Issuer whose users may take over binding spaces created under the old identity key
+    /// `<sub>#<cid>` (by earlier klutch versions or by Klutch's Go backend, with this namespace prefix).
+    /// Set it to the issuer those spaces were created with, and only if that backend had no
+    /// other issuer. Unset: old spaces keep working through the kubeconfigs already issued, but a
+    /// new bind creates a new space. See docs/backend.md, "Identities and binding spaces".
+    #[arg(long, env = "LEGACY_IDENTITY_ISSUER", value_parser = non_empty)]
+    pub legacy_identity_issuer: Option<String>,
     /// Provider name shown to consumers (/export, ClusterBindings, the catalogue).
     #[arg(long, env = "PRETTY_NAME", default_value = "Example Backend", value_parser = non_empty)]
     pub pretty_name: String,
@@ -187,6 +195,16 @@ fn rate_limit(s: &str) -> Result<RateLimit, String> {
     Ok(RateLimit((rate > 0).then(|| {
         klutch_sdk::backend::server::LoginRateLimit::new(rate, burst)
     })))
+}
+
+fn namespace_prefix(s: &str) -> Result<String, String> {
+    let max = klutch_sdk::backend::binding_space::MAX_PREFIX_LEN;
+    if s.len() > max {
+        return Err(format!(
+            "at most {max} characters (names are <prefix>-<16 characters>)"
+        ));
+    }
+    non_empty(s)
 }
 
 fn non_empty(s: &str) -> Result<String, String> {

@@ -103,7 +103,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
     )
     .await
     .map_err(Error::Catalogue)?;
-    let spaces = Arc::new(BindingSpaces::new(
+    let mut spaces = BindingSpaces::new(
         client.clone(),
         BindingSpaceConfig {
             namespace_prefix: cli.namespace_prefix.clone(),
@@ -111,7 +111,11 @@ async fn run(cli: Cli) -> Result<(), Error> {
             external,
             token_timeout: Duration::from_secs(10),
         },
-    ));
+    );
+    if let Some(issuer) = &cli.legacy_identity_issuer {
+        spaces = spaces.with_legacy_issuer(issuer);
+    }
+    let spaces = Arc::new(spaces);
     let mut server_config = ServerConfig::new(keys);
     server_config.version = format!("v{}", env!("CARGO_PKG_VERSION"));
     server_config.authorize_url = cli.oidc_authorize_url.clone();

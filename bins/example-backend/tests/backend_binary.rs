@@ -198,7 +198,11 @@ async fn the_binary_serves_tls_metrics_and_takes_the_lease() {
         ),
     );
     let space = spaces
-        .ensure("alice#cidBin")
+        .ensure(&klutch_sdk::backend::BindingIdentity::new(
+            "https://idp.example.com",
+            "alice",
+            "cidBin",
+        ))
         .await
         .expect("the manifests' RBAC suffices for binding spaces");
     let kc = kube::config::Kubeconfig::from_yaml(std::str::from_utf8(&space.kubeconfig).unwrap())

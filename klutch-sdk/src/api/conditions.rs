@@ -23,7 +23,7 @@ pub struct Condition {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "empty_as_none"
     )]
-    #[schemars(with = "Option<String>")]
+    #[schemars(schema_with = "severity_schema")]
     pub severity: Option<Severity>,
     /// When the condition last changed its status, severity, reason or message (whole seconds).
     pub last_transition_time: Time,
@@ -35,9 +35,9 @@ pub struct Condition {
     pub message: Option<String>,
 }
 
-/// The status of a [`Condition`].
+/// The status of a [`Condition`]. The CRD schemas list the three values (Klutch's allow any
+/// string), so the API server refuses what the backend could not read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[schemars(with = "String")]
 pub enum ConditionStatus {
     /// The condition holds.
     True,
@@ -59,6 +59,14 @@ pub enum Severity {
     Warning,
     /// Informational, e.g. "waiting for the first heartbeat".
     Info,
+}
+
+/// The schema of `severity`: one of the variants or `""` (Go components write the empty string).
+fn severity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "enum": ["Error", "Warning", "Info", ""],
+    })
 }
 
 fn empty_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Severity>, D::Error> {

@@ -60,7 +60,9 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 /// The few schema details the derive macros cannot express, adjusted to what Klutch v1.5's CRDs
 /// say, so that every manifest Klutch accepts is accepted here too:
 ///
-/// - `spec` is optional on APIServiceBinding and APIServiceNamespace;
+/// - (Klutch's `spec` is optional on APIServiceBinding and APIServiceNamespace; ours is required,
+///   as the types require it and Go components always write it: a stored object without one
+///   would stall every list of its kind, issue #19);
 /// - an APIServiceExportRequest's `status` defaults to `{}` (so `phase` defaults to `Pending`);
 /// - a permission claim's `required` has no default (absent means false);
 /// - the Kubernetes container types inside AppClusterBinding overrides keep the defaults of the
@@ -127,11 +129,6 @@ fn klutch_compatible(crd: CustomResourceDefinition) -> CustomResourceDefinition 
     {
         let root = &mut version["schema"]["openAPIV3Schema"];
         walk(root, "");
-        if matches!(kind.as_str(), "APIServiceBinding" | "APIServiceNamespace")
-            && let Some(required) = root.get_mut("required").and_then(Value::as_array_mut)
-        {
-            required.retain(|r| r != "spec");
-        }
         if kind == "APIServiceExportRequest" {
             root["properties"]["status"]["default"] = json!({});
         }

@@ -1,11 +1,21 @@
-//! Binding spaces (spec §4.3): per identity `<sub>#<cid>` one cluster namespace with
-//! `ClusterBinding cluster`, ServiceAccount `klutch-binder`, its token Secret, the RoleBinding to
-//! ClusterRole `klutch-binder` and Secret `kubeconfig` holding the issued kubeconfig.
+//! Binding spaces (spec §4.3): per identity one cluster namespace with `ClusterBinding cluster`,
+//! ServiceAccount `klutch-binder`, its token Secret, the RoleBinding to ClusterRole
+//! `klutch-binder` and Secret `kubeconfig` holding the issued kubeconfig.
 //!
-//! Idempotent. The namespace is found through the API server (never a cache) by a label holding
-//! a digest of the identity, then confirmed by the identity annotation. Two replicas racing on
-//! one identity converge: after creating, the space re-lists and keeps the oldest namespace,
-//! deleting its own duplicate.
+//! The identity is a [`BindingIdentity`]: issuer, subject and consumer cluster id, and the space
+//! also belongs to one backend instance (its namespace prefix). Klutch keys spaces by `<sub>#<cid>`
+//! alone, so a user of another IdP (or another backend on the same cluster) with the same `sub`
+//! would receive someone else's namespace and token; here the key includes the issuer and the
+//! prefix.
+//!
+//! Creation is race-free: the namespace name is derived from the key
+//! (`<prefix>-<16 base-36 chars of SHA-224>`), so the API server's name uniqueness decides between
+//! replicas; the loser reads the winner's namespace back and checks it belongs to the same key.
+//!
+//! Spaces created under the old key (`<sub>#<cid>` only: earlier versions and Klutch's Go
+//! backend) are never handed out to anyone by default. With
+//! [`BindingSpaces::with_legacy_issuer`] they are adopted by users of that one issuer, the issuer
+//! the operator knows created them (docs/backend.md, "Identities and binding spaces").
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -14,7 +24,7 @@ use std::time::Duration;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt as _};
 use sha2::{Digest as _, Sha224};
 use tokio::sync::Mutex;
@@ -26,9 +36,16 @@ use crate::api::wellknown::{
 };
 use crate::api::{ClusterBinding, ClusterBindingSpec};
 
-/// Label on cluster namespaces: base-62 SHA-224 of the identity (labels are indexed; the
-/// annotation is the authority).
+/// Label on cluster namespaces: base-62 SHA-224 of the space key (prefix, issuer, subject, cid).
+/// Labels are indexed; the annotations are the authority.
 pub const IDENTITY_HASH_LABEL: &str = "example-backend.klutch.anynines.com/identity-hash";
+/// Annotation on cluster namespaces: the issuer of the identity that owns the space. Klutch's
+/// annotation [`IDENTITY_ANNOTATION`] (`<sub>#<cid>`) is kept beside it.
+pub const ISSUER_ANNOTATION: &str = "example-backend.klutch.anynines.com/identity-issuer";
+/// Base-36 characters of the key digest in a cluster namespace's name.
+pub const NAME_HASH_LEN: usize = 16;
+/// The longest namespace prefix: `<prefix>-<hash>` must fit a 63-character namespace name.
+pub const MAX_PREFIX_LEN: usize = 63 - 1 - NAME_HASH_LEN;
 /// Field manager of the backend's writes.
 pub const FIELD_MANAGER: &str = "klutch-bind-backend";
 
@@ -52,6 +69,35 @@ pub enum Error {
         namespace: String,
         /// How long we waited.
         waited: Duration,
+    },
+    /// The namespace a space key maps to exists and belongs to another identity (or to nothing
+    /// of ours). Nothing is handed out.
+    #[error("namespace {namespace} exists and does not belong to this identity")]
+    Foreign {
+        /// The namespace.
+        namespace: String,
+    },
+    /// Several namespaces claim one identity (made by hand, or by an old racy version).
+    #[error("{count} namespaces claim one identity ({names:?}); remove all but one")]
+    Ambiguous {
+        /// How many.
+        count: usize,
+        /// Their names.
+        names: Vec<String>,
+    },
+    /// The space's namespace is being deleted; binding again works once it is gone.
+    #[error("namespace {namespace} is being deleted; try again when it is gone")]
+    Terminating {
+        /// The namespace.
+        namespace: String,
+    },
+    /// `namespace_prefix` leaves no room for the hash in a 63-character name.
+    #[error("namespace prefix {prefix:?} is too long (at most {max} characters)")]
+    PrefixTooLong {
+        /// The prefix.
+        prefix: String,
+        /// The longest allowed.
+        max: usize,
     },
     /// The kubeconfig could not be rendered.
     #[error("render the kubeconfig")]
@@ -145,10 +191,76 @@ pub struct BindingSpace {
     pub kubeconfig: Vec<u8>,
 }
 
+/// Who owns a binding space: the verified issuer and subject of a login, and the consumer
+/// cluster id (`cid`, spec §3.9). One space per identity and backend instance.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BindingIdentity {
+    /// The issuer (`iss`) that verified the subject.
+    pub issuer: String,
+    /// The subject (`sub`), unique only at its issuer.
+    pub subject: String,
+    /// The consumer cluster id.
+    pub cid: String,
+}
+
+impl BindingIdentity {
+    /// The identity of `subject` at `issuer` on consumer cluster `cid`.
+    pub fn new(
+        issuer: impl Into<String>,
+        subject: impl Into<String>,
+        cid: impl Into<String>,
+    ) -> Self {
+        BindingIdentity {
+            issuer: issuer.into(),
+            subject: subject.into(),
+            cid: cid.into(),
+        }
+    }
+
+    /// Klutch's identity string `<sub>#<cid>`, the value of [`IDENTITY_ANNOTATION`]. Not unique
+    /// across issuers: never look a space up by it alone.
+    pub fn klutch_identity(&self) -> String {
+        format!("{}#{}", self.subject, self.cid)
+    }
+
+    /// The key of this identity's space in the backend instance with namespace prefix `prefix`:
+    /// an unambiguous encoding of all four parts.
+    pub fn space_key(&self, prefix: &str) -> String {
+        serde_json::json!([prefix, self.issuer, self.subject, self.cid]).to_string()
+    }
+}
+
+/// The label value for a space key ([`BindingIdentity::space_key`]).
+pub fn identity_hash(key: &str) -> String {
+    crate::api::ids::base62(&Sha224::digest(key.as_bytes()))
+}
+
+/// The cluster namespace name of `identity` under `prefix`: `<prefix>-` and the first
+/// [`NAME_HASH_LEN`] base-36 digits of SHA-224 of the space key. Deterministic, so two replicas
+/// creating one identity's space race on one name and the API server picks the winner.
+pub fn space_name(prefix: &str, identity: &BindingIdentity) -> String {
+    let digest = Sha224::digest(identity.space_key(prefix).as_bytes());
+    // Base 36 over the big-endian digest (lower-case letters and digits: a DNS label).
+    let mut n: Vec<u8> = digest.to_vec();
+    let mut digits = Vec::new();
+    while digits.len() < NAME_HASH_LEN {
+        let mut rem = 0u32;
+        for byte in n.iter_mut() {
+            let acc = (rem << 8) | u32::from(*byte);
+            *byte = (acc / 36) as u8;
+            rem = acc % 36;
+        }
+        digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[rem as usize]);
+    }
+    format!("{prefix}-{}", String::from_utf8(digits).expect("ASCII"))
+}
+
 /// Creates and finds binding spaces on the provider.
 pub struct BindingSpaces {
     client: Client,
     config: BindingSpaceConfig,
+    /// The issuer whose users may adopt spaces created under Klutch's old key `<sub>#<cid>`.
+    legacy_issuer: Option<String>,
     /// One lock per identity: binds of one identity are serialised, others run in parallel.
     locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
@@ -159,11 +271,6 @@ impl std::fmt::Debug for BindingSpaces {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-/// The label value for an identity.
-pub fn identity_hash(identity: &str) -> String {
-    crate::api::ids::base62(&Sha224::digest(identity.as_bytes()))
 }
 
 /// The kubeconfig YAML: one cluster, context and user, each named `default`.
@@ -196,8 +303,18 @@ impl BindingSpaces {
         BindingSpaces {
             client,
             config,
+            legacy_issuer: None,
             locks: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Lets users of `issuer` adopt spaces created under Klutch's old key `<sub>#<cid>` (by an
+    /// earlier version of this backend or by Klutch's Go backend with this namespace prefix).
+    /// Set it to the issuer those spaces were created with, and only when that backend
+    /// instance had no other issuer: the old key does not say which issuer a space belongs to.
+    pub fn with_legacy_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.legacy_issuer = Some(issuer.into());
+        self
     }
 
     /// The settings.
@@ -205,54 +322,52 @@ impl BindingSpaces {
         &self.config
     }
 
-    /// Finds the cluster namespaces of `identity` (oldest first) by asking the API server.
-    pub async fn find(&self, identity: &str) -> Result<Vec<Namespace>> {
+    fn owned_by(&self, ns: &Namespace, identity: &BindingIdentity) -> bool {
+        let annotations = ns.annotations();
+        annotations.get(IDENTITY_ANNOTATION).map(String::as_str)
+            == Some(identity.klutch_identity().as_str())
+            && annotations.get(ISSUER_ANNOTATION) == Some(&identity.issuer)
+            && ns.labels().get(IDENTITY_HASH_LABEL)
+                == Some(&identity_hash(
+                    &identity.space_key(&self.config.namespace_prefix),
+                ))
+    }
+
+    /// Finds the cluster namespaces of `identity` in this backend instance (oldest first) by
+    /// asking the API server: its deterministic namespace, or an adopted legacy one.
+    pub async fn find(&self, identity: &BindingIdentity) -> Result<Vec<Namespace>> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let key = identity.space_key(&self.config.namespace_prefix);
         let list = namespaces
-            .list(&ListParams::default().labels(&format!(
-                "{IDENTITY_HASH_LABEL}={}",
-                identity_hash(identity)
-            )))
+            .list(
+                &ListParams::default()
+                    .labels(&format!("{IDENTITY_HASH_LABEL}={}", identity_hash(&key))),
+            )
             .await
             .map_err(kube_err("list cluster namespaces"))?;
         let mut found: Vec<Namespace> = list
             .items
             .into_iter()
-            .filter(|ns| {
-                ns.annotations()
-                    .get(IDENTITY_ANNOTATION)
-                    .map(String::as_str)
-                    == Some(identity)
-            })
-            .filter(|ns| ns.metadata.deletion_timestamp.is_none())
+            .filter(|ns| self.owned_by(ns, identity))
             .collect();
-        found.sort_by(|a, b| {
-            (
-                a.metadata.creation_timestamp.as_ref().map(|t| t.0),
-                a.name_any(),
-            )
-                .cmp(&(
-                    b.metadata.creation_timestamp.as_ref().map(|t| t.0),
-                    b.name_any(),
-                ))
-        });
+        sort_oldest_first(&mut found);
         Ok(found)
     }
 
     /// Ensures the binding space of `identity` and returns it with its kubeconfig.
-    pub async fn ensure(&self, identity: &str) -> Result<BindingSpace> {
-        // One creation at a time per identity and replica; across replicas, `find` after
-        // create converges.
+    pub async fn ensure(&self, identity: &BindingIdentity) -> Result<BindingSpace> {
+        // One creation at a time per identity and replica; across replicas the deterministic
+        // name makes creation race-free.
         let lock = {
             let mut locks = self.locks.lock().expect("lock map");
             locks.retain(|_, l| Arc::strong_count(l) > 1);
-            locks.entry(identity.to_owned()).or_default().clone()
+            locks
+                .entry(identity.space_key(&self.config.namespace_prefix))
+                .or_default()
+                .clone()
         };
         let _guard = lock.lock().await;
-        let namespace = match self.find(identity).await?.into_iter().next() {
-            Some(ns) => ns.name_any(),
-            None => self.create_namespace(identity).await?,
-        };
+        let namespace = self.ensure_namespace(identity).await?;
         let secret_name = self.ensure_cluster_binding(&namespace).await?;
         self.ensure_binder(&namespace).await?;
         let (token, _) = self.wait_for_token(&namespace).await?;
@@ -265,45 +380,127 @@ impl BindingSpaces {
         })
     }
 
-    async fn create_namespace(&self, identity: &str) -> Result<String> {
+    /// The namespace of `identity`: existing (deterministic or adopted), adopted from the legacy
+    /// key, or created under the deterministic name.
+    async fn ensure_namespace(&self, identity: &BindingIdentity) -> Result<String> {
+        let prefix = &self.config.namespace_prefix;
+        let max = MAX_PREFIX_LEN;
+        if prefix.len() > max {
+            return Err(Error::PrefixTooLong {
+                prefix: prefix.clone(),
+                max,
+            });
+        }
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let name = space_name(prefix, identity);
+        if let Some(ns) = namespaces
+            .get_opt(&name)
+            .await
+            .map_err(kube_err("get cluster namespace"))?
+        {
+            return self.usable(ns, identity);
+        }
+        let found = self.find(identity).await?;
+        match found.len() {
+            0 => {}
+            1 => return self.usable(found.into_iter().next().expect("one"), identity),
+            count => {
+                return Err(Error::Ambiguous {
+                    count,
+                    names: found.iter().map(|n| n.name_any()).collect(),
+                });
+            }
+        }
+        if self.legacy_issuer.as_deref() == Some(identity.issuer.as_str())
+            && let Some(adopted) = self.adopt_legacy(identity).await?
+        {
+            return Ok(adopted);
+        }
         let ns = Namespace {
             metadata: ObjectMeta {
-                generate_name: Some(format!("{}-", self.config.namespace_prefix)),
-                annotations: Some(BTreeMap::from([(
-                    IDENTITY_ANNOTATION.to_owned(),
-                    identity.to_owned(),
-                )])),
+                name: Some(name.clone()),
+                annotations: Some(BTreeMap::from([
+                    (IDENTITY_ANNOTATION.to_owned(), identity.klutch_identity()),
+                    (ISSUER_ANNOTATION.to_owned(), identity.issuer.clone()),
+                ])),
                 labels: Some(BTreeMap::from([(
                     IDENTITY_HASH_LABEL.to_owned(),
-                    identity_hash(identity),
+                    identity_hash(&identity.space_key(prefix)),
                 )])),
                 ..ObjectMeta::default()
             },
             ..Namespace::default()
         };
-        let created = namespaces
-            .create(&PostParams::default(), &ns)
-            .await
-            .map_err(kube_err("create cluster namespace"))?;
-        let mine = created.name_any();
-        let oldest = self
-            .find(identity)
-            .await?
-            .into_iter()
-            .next()
-            .map(|n| n.name_any());
-        match oldest {
-            Some(oldest) if oldest != mine => {
-                // Another replica won the race: keep its namespace, drop ours.
-                let _ = namespaces.delete(&mine, &DeleteParams::default()).await;
-                Ok(oldest)
+        match namespaces.create(&PostParams::default(), &ns).await {
+            Ok(_) => {
+                tracing::info!(namespace = %name, "created cluster namespace");
+                Ok(name)
             }
-            _ => {
-                tracing::info!(namespace = %mine, "created cluster namespace");
-                Ok(mine)
+            // Another replica (or request) created it first: use it if it is this identity's.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let ns = namespaces
+                    .get(&name)
+                    .await
+                    .map_err(kube_err("get cluster namespace"))?;
+                self.usable(ns, identity)
             }
+            Err(e) => Err(kube_err("create cluster namespace")(e)),
         }
+    }
+
+    fn usable(&self, ns: Namespace, identity: &BindingIdentity) -> Result<String> {
+        let name = ns.name_any();
+        if !self.owned_by(&ns, identity) {
+            tracing::warn!(namespace = %name, "namespace of a space key belongs to something else");
+            return Err(Error::Foreign { namespace: name });
+        }
+        if ns.metadata.deletion_timestamp.is_some() {
+            return Err(Error::Terminating { namespace: name });
+        }
+        Ok(name)
+    }
+
+    /// Adopts the oldest namespace of this prefix annotated with Klutch's identity
+    /// `<sub>#<cid>` and no issuer: stamps the issuer and the new label on it.
+    async fn adopt_legacy(&self, identity: &BindingIdentity) -> Result<Option<String>> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let prefix = format!("{}-", self.config.namespace_prefix);
+        let klutch_identity = identity.klutch_identity();
+        let mut legacy: Vec<Namespace> = namespaces
+            .list(&ListParams::default())
+            .await
+            .map_err(kube_err("list namespaces for legacy spaces"))?
+            .items
+            .into_iter()
+            .filter(|ns| {
+                ns.name_any().starts_with(&prefix)
+                    && ns.annotations().get(IDENTITY_ANNOTATION) == Some(&klutch_identity)
+                    && !ns.annotations().contains_key(ISSUER_ANNOTATION)
+                    && ns.metadata.deletion_timestamp.is_none()
+            })
+            .collect();
+        sort_oldest_first(&mut legacy);
+        let Some(oldest) = legacy.into_iter().next() else {
+            return Ok(None);
+        };
+        let name = oldest.name_any();
+        // Guarded by resourceVersion: if anything changed it meanwhile, the bind fails and the
+        // next attempt starts over.
+        let patch = serde_json::json!({
+            "metadata": {
+                "resourceVersion": oldest.resource_version(),
+                "annotations": { ISSUER_ANNOTATION: identity.issuer },
+                "labels": {
+                    IDENTITY_HASH_LABEL: identity_hash(&identity.space_key(&self.config.namespace_prefix)),
+                },
+            }
+        });
+        namespaces
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(kube_err(format!("adopt legacy cluster namespace {name}")))?;
+        tracing::info!(namespace = %name, issuer = %identity.issuer, "adopted a binding space of the old identity key");
+        Ok(Some(name))
     }
 
     /// Returns the name of the kubeconfig Secret the ClusterBinding refers to.
@@ -439,6 +636,19 @@ impl BindingSpaces {
     }
 }
 
+fn sort_oldest_first(namespaces: &mut [Namespace]) {
+    namespaces.sort_by(|a, b| {
+        (
+            a.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            a.name_any(),
+        )
+            .cmp(&(
+                b.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                b.name_any(),
+            ))
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,6 +673,30 @@ mod tests {
             crate::api::wire::decode_base64(&body, "ca").unwrap(),
             vec![7u8; 100]
         );
+    }
+
+    #[test]
+    fn space_names_are_deterministic_dns_labels_that_separate_issuers_and_prefixes() {
+        let alice = BindingIdentity::new("https://idp-a", "alice", "cid123");
+        let name = space_name("cluster", &alice);
+        assert_eq!(name, space_name("cluster", &alice.clone()));
+        assert_eq!(name.len(), "cluster-".len() + NAME_HASH_LEN);
+        assert!(
+            name["cluster-".len()..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()),
+            "{name}"
+        );
+        let other_idp = BindingIdentity::new("https://idp-b", "alice", "cid123");
+        assert_ne!(name, space_name("cluster", &other_idp));
+        assert_ne!(
+            name["cluster-".len()..],
+            space_name("tenant", &alice)["tenant-".len()..]
+        );
+        // The key cannot be forged by moving separators between the parts.
+        let shifted = BindingIdentity::new("https://idp-a", "alice#cid", "123");
+        assert_eq!(alice.klutch_identity(), "alice#cid123");
+        assert_ne!(alice.space_key("cluster"), shifted.space_key("cluster"));
     }
 
     #[test]

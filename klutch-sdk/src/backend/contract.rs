@@ -14,7 +14,7 @@ use crate::api::export_request::ExportRequestResource;
 use crate::api::wire::CatalogueEntry;
 use crate::sync::naming;
 
-use super::binding_space::BindingSpace;
+use super::binding_space::{BindingIdentity, BindingSpace};
 
 /// Who logged in, after the authenticator verified it (for OIDC: a verified ID token).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,9 +34,10 @@ impl VerifiedIdentity {
         }
     }
 
-    /// The binding-space identity of this user on consumer cluster `cid`: `<sub>#<cid>`.
-    pub fn binding_identity(&self, cid: &str) -> String {
-        format!("{}#{}", self.subject, cid)
+    /// The binding-space identity of this user on consumer cluster `cid`: issuer, subject and
+    /// `cid` (Klutch used `<sub>#<cid>` alone, which mixes up users of different issuers).
+    pub fn binding_identity(&self, cid: &str) -> BindingIdentity {
+        BindingIdentity::new(&self.issuer, &self.subject, cid)
     }
 
     /// `<iss>/<sub>`, the informational `id` of a BindingResponse.

@@ -61,7 +61,9 @@ pub mod state;
 pub mod templates;
 
 #[cfg(feature = "backend")]
-pub use binding_space::{BindingSpace, BindingSpaceConfig, BindingSpaces, ExternalCluster};
+pub use binding_space::{
+    BindingIdentity, BindingSpace, BindingSpaceConfig, BindingSpaces, ExternalCluster,
+};
 #[cfg(feature = "backend")]
 pub use contract::{
     AuthError, Authenticator, BindingBackend, DeviceAuthorization, DevicePoll, ExportSpecError,
@@ -81,7 +83,7 @@ pub use templates::{TemplateBackend, TemplateBackendConfig};
 #[cfg(feature = "backend")]
 pub mod prelude {
     pub use super::binding_space::{
-        BindingSpace, BindingSpaceConfig, BindingSpaces, ExternalCluster,
+        BindingIdentity, BindingSpace, BindingSpaceConfig, BindingSpaces, ExternalCluster,
     };
     pub use super::contract::{
         AuthError, Authenticator, BindingBackend, DeviceAuthorization, DevicePoll, ExportSpecError,

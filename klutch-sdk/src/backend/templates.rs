@@ -16,6 +16,7 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, ResourceExt as _};
 
 use super::contract::{Authenticator, BindingBackend, ExportSpecError, Offering, VerifiedIdentity};
+use super::controllers::lenient::Lenient;
 use crate::api::convert::export_spec_from_crd;
 use crate::api::export::{ClusterScopedIsolation, Scope};
 use crate::api::export_request::ExportRequestResource;
@@ -39,7 +40,8 @@ pub struct TemplateBackend<A> {
     auth: A,
     config: TemplateBackendConfig,
     client: Client,
-    templates: Store<APIServiceExportTemplate>,
+    /// Lenient: a template that does not decode is skipped (and logged), never stalls the cache.
+    templates: Store<Lenient<APIServiceExportTemplate>>,
     crds: Store<CustomResourceDefinition>,
 }
 
@@ -83,10 +85,12 @@ impl<A: Authenticator> TemplateBackend<A> {
         auth: A,
         config: TemplateBackendConfig,
     ) -> Result<Arc<Self>, kube::Error> {
-        let templates = cache(Api::<APIServiceExportTemplate>::all(client.clone()));
+        let templates = cache(Api::<Lenient<APIServiceExportTemplate>>::all(
+            client.clone(),
+        ));
         let crds = cache(Api::<CustomResourceDefinition>::all(client.clone()));
         // Fail early when the template CRD is not installed.
-        Api::<APIServiceExportTemplate>::all(client.clone())
+        Api::<Lenient<APIServiceExportTemplate>>::all(client.clone())
             .list(&kube::api::ListParams::default().limit(1))
             .await?;
         let _ = templates.wait_until_ready().await;
@@ -109,6 +113,18 @@ impl<A: Authenticator> TemplateBackend<A> {
             .templates
             .state()
             .into_iter()
+            .filter_map(|t| match &*t {
+                Lenient::Valid(t) => Some(Arc::new(t.clone())),
+                Lenient::Invalid(bad) => {
+                    tracing::warn!(
+                        namespace = bad.metadata.namespace.as_deref().unwrap_or_default(),
+                        name = bad.metadata.name.as_deref().unwrap_or_default(),
+                        error = %bad.error,
+                        "ignoring an APIServiceExportTemplate that does not decode"
+                    );
+                    None
+                }
+            })
             .filter(|t| {
                 let sel = &t.spec.api_service_selector;
                 sel.group == crd.spec.group

@@ -82,6 +82,8 @@ pub fn manifests(o: &ManifestOptions) -> Vec<Value> {
                 rule(&["rbac.authorization.k8s.io"], &["clusterroles", "clusterrolebindings", "rolebindings"], &["get", "list", "watch", "create", "update", "patch", "delete", "bind", "escalate"]),
                 // The controllers' Lease, and one Lease per redeemed device code (deleted on expiry).
                 rule(&["coordination.k8s.io"], &["leases"], &["get", "list", "watch", "create", "update", "patch", "delete"]),
+                // Events on objects the controllers cannot decode (they skip them).
+                rule(&["events.k8s.io"], &["events"], &["create", "patch"]),
             ],
         }),
         json!({

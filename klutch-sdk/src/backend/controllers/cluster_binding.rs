@@ -18,6 +18,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
+use super::lenient::{Lenient, valid_or_report};
 use super::{Context, Result, error_policy, kube_err, now};
 use crate::api::conditions::{self, Condition, Severity};
 use crate::api::wellknown::{BINDER_NAME, CLUSTER_BINDING_NAME};
@@ -34,11 +35,11 @@ pub const MAX_DRIFT: SignedDuration = SignedDuration::from_secs(10);
 pub(crate) async fn run<B: BindingBackend>(ctx: Arc<Context<B>>) {
     let client = ctx.client.clone();
     Controller::new(
-        Api::<ClusterBinding>::all(client.clone()),
+        Api::<Lenient<ClusterBinding>>::all(client.clone()),
         watcher::Config::default(),
     )
     .watches(
-        Api::<APIServiceExport>::all(client),
+        Api::<Lenient<APIServiceExport>>::all(client),
         watcher::Config::default(),
         |export| {
             export
@@ -123,9 +124,12 @@ pub fn health(
 }
 
 async fn reconcile<B: BindingBackend>(
-    binding: Arc<ClusterBinding>,
+    binding: Arc<Lenient<ClusterBinding>>,
     ctx: Arc<Context<B>>,
 ) -> Result<Action> {
+    let Some(binding) = valid_or_report(&binding, &ctx.recorder).await else {
+        return Ok(Action::await_change());
+    };
     let ns_name = binding.namespace().unwrap_or_default();
     let client = &ctx.client;
     let ssa = PatchParams::apply(FIELD_MANAGER).force();
@@ -141,11 +145,19 @@ async fn reconcile<B: BindingBackend>(
     }
 
     // RBAC as desired state.
-    let exports = Api::<APIServiceExport>::namespaced(client.clone(), &ns_name)
-        .list(&ListParams::default())
-        .await
-        .map_err(kube_err("list exports"))?
-        .items;
+    // Exports the backend cannot decode grant nothing (and are reported by export refresh).
+    let exports: Vec<APIServiceExport> =
+        Api::<Lenient<APIServiceExport>>::namespaced(client.clone(), &ns_name)
+            .list(&ListParams::default())
+            .await
+            .map_err(kube_err("list exports"))?
+            .items
+            .into_iter()
+            .filter_map(|e| match e {
+                Lenient::Valid(e) => Some(e),
+                Lenient::Invalid(_) => None,
+            })
+            .collect();
     let role = rbac::tenant_cluster_role(&namespace, &exports);
     Api::<ClusterRole>::all(client.clone())
         .patch(

@@ -15,6 +15,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
+use super::lenient::{Lenient, valid_or_report};
 use super::{Context, Result, error_policy, kube_err, now};
 use crate::api::APIServiceExport;
 use crate::api::conditions::{self, Condition, Severity};
@@ -28,7 +29,7 @@ pub const PROVIDER_IN_SYNC: &str = "ProviderInSync";
 pub(crate) async fn run<B: BindingBackend>(ctx: Arc<Context<B>>) {
     let client = ctx.client.clone();
     let controller = Controller::new(
-        Api::<APIServiceExport>::all(client.clone()),
+        Api::<Lenient<APIServiceExport>>::all(client.clone()),
         watcher::Config::default(),
     );
     let exports = controller.store();
@@ -52,9 +53,12 @@ pub(crate) async fn run<B: BindingBackend>(ctx: Arc<Context<B>>) {
 }
 
 async fn reconcile<B: BindingBackend>(
-    export: Arc<APIServiceExport>,
+    export: Arc<Lenient<APIServiceExport>>,
     ctx: Arc<Context<B>>,
 ) -> Result<Action> {
+    let Some(export) = valid_or_report(&export, &ctx.recorder).await else {
+        return Ok(Action::await_change());
+    };
     let ns = export.namespace().unwrap_or_default();
     let name = export.name_any();
     let exports: Api<APIServiceExport> = Api::namespaced(ctx.client.clone(), &ns);

@@ -17,6 +17,7 @@ use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 
+use super::lenient::{Lenient, valid_or_report};
 use super::{Context, Error, Result, error_policy, kube_err, now};
 use crate::api::conditions::{self, Condition, Severity};
 use crate::api::convert::source_spec_hash;
@@ -33,7 +34,7 @@ pub const COLLECT_AFTER: Duration = Duration::from_secs(600);
 pub const FAIL_AFTER: Duration = Duration::from_secs(60);
 
 pub(crate) async fn run<B: BindingBackend>(ctx: Arc<Context<B>>) {
-    let api = Api::<APIServiceExportRequest>::all(ctx.client.clone());
+    let api = Api::<Lenient<APIServiceExportRequest>>::all(ctx.client.clone());
     Controller::new(api, watcher::Config::default())
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
@@ -60,13 +61,16 @@ enum Outcome {
 }
 
 async fn reconcile<B: BindingBackend>(
-    req: Arc<APIServiceExportRequest>,
+    req: Arc<Lenient<APIServiceExportRequest>>,
     ctx: Arc<Context<B>>,
 ) -> Result<Action> {
+    let Some(req) = valid_or_report(&req, &ctx.recorder).await else {
+        return Ok(Action::await_change());
+    };
     let ns = req.namespace().unwrap_or_default();
     let name = req.name_any();
     let requests: Api<APIServiceExportRequest> = Api::namespaced(ctx.client.clone(), &ns);
-    let age = age(&req);
+    let age = age(req);
     let timing = ctx.timing;
     if age >= timing.collect_after {
         tracing::info!(namespace = %ns, %name, "deleting old export request");
@@ -83,10 +87,12 @@ async fn reconcile<B: BindingBackend>(
     }
 
     let exports: Api<APIServiceExport> = Api::namespaced(ctx.client.clone(), &ns);
+    // Existence only: an export with an undecodable status still exists.
+    let existing: Api<Lenient<APIServiceExport>> = Api::namespaced(ctx.client.clone(), &ns);
     let mut outcome = Outcome::Ready;
     for resource in &req.spec.resources {
         let export_name = crate::api::naming::binding_name(&resource.group, &resource.resource);
-        if exports
+        if existing
             .get_opt(&export_name)
             .await
             .map_err(kube_err("get export"))?

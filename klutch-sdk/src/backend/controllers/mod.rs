@@ -5,12 +5,16 @@
 //! - [`export_refresh`]: exports follow their CRDs, and vanish with them;
 //! - [`service_namespace`]: APIServiceNamespace → provider namespace and RoleBinding.
 //!
+//! Every controller reads its objects through [`lenient::Lenient`]: an object its type cannot
+//! decode is skipped and reported on (a Warning event), never allowed to stop a list or watch.
+//!
 //! [`run`] runs them all; [`run_under_lease`] runs them only while this replica holds the Lease
 //! `klutch-bind-backend`, so several replicas can serve HTTP while one reconciles.
 
 pub mod cluster_binding;
 pub mod export_refresh;
 pub mod export_request;
+pub mod lenient;
 pub mod service_namespace;
 
 use std::sync::Arc;
@@ -96,6 +100,8 @@ pub struct Context<B> {
     pub backend: Arc<B>,
     /// Export-request timings.
     pub timing: Timing,
+    /// Records events on objects (e.g. undecodable ones).
+    pub recorder: kube::runtime::events::Recorder,
 }
 
 pub(crate) fn now() -> Time {
@@ -134,6 +140,7 @@ pub async fn run_with<B: BindingBackend>(
 ) -> Result<()> {
     apply_binder_cluster_role(&client).await?;
     let ctx = Arc::new(Context {
+        recorder: lenient::recorder(client.clone()),
         client,
         backend,
         timing,

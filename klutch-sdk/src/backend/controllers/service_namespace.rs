@@ -19,6 +19,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 
+use super::lenient::{Lenient, valid_or_report};
 use super::{Context, Error, Result, error_policy, kube_err};
 use crate::api::APIServiceNamespace;
 use crate::api::wellknown::{API_SERVICE_NAMESPACE_ANNOTATION, BINDER_NAME};
@@ -29,7 +30,7 @@ use crate::backend::rbac;
 pub(crate) async fn run<B: BindingBackend>(ctx: Arc<Context<B>>) {
     let client = ctx.client.clone();
     let controller = Controller::new(
-        Api::<APIServiceNamespace>::all(client.clone()),
+        Api::<Lenient<APIServiceNamespace>>::all(client.clone()),
         watcher::Config::default(),
     );
     let store = controller.store();
@@ -47,7 +48,7 @@ pub(crate) async fn run<B: BindingBackend>(ctx: Arc<Context<B>>) {
             },
         )
         .watches(
-            Api::<crate::api::ClusterBinding>::all(client.clone()),
+            Api::<Lenient<crate::api::ClusterBinding>>::all(client.clone()),
             watcher::Config::default(),
             move |cb| {
                 let ns = cb.namespace().unwrap_or_default();
@@ -69,9 +70,12 @@ fn back_reference(cluster_ns: &str, name: &str) -> String {
 }
 
 async fn reconcile<B: BindingBackend>(
-    asn: Arc<APIServiceNamespace>,
+    asn: Arc<Lenient<APIServiceNamespace>>,
     ctx: Arc<Context<B>>,
 ) -> Result<Action> {
+    let Some(asn) = valid_or_report(&asn, &ctx.recorder).await else {
+        return Ok(Action::await_change());
+    };
     let cluster_ns = asn.namespace().unwrap_or_default();
     let name = asn.name_any();
     if asn.metadata.deletion_timestamp.is_some() {
@@ -149,13 +153,19 @@ async fn reconcile<B: BindingBackend>(
 /// Deletes service namespaces whose APIServiceNamespace is gone: on every delete event, and for
 /// all of them after each (re)list, so deletions missed while not running are caught up.
 async fn collect_deleted(client: Client) {
-    let api = Api::<APIServiceNamespace>::all(client.clone());
+    // Lenient: an undecodable APIServiceNamespace still exists, so its service namespace stays.
+    let api = Api::<Lenient<APIServiceNamespace>>::all(client.clone());
     let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
     let mut listing: HashSet<(String, String)> = HashSet::new();
     while let Some(event) = events.next().await {
         match event {
             Ok(watcher::Event::Delete(asn)) => {
-                let target = asn.status.as_ref().and_then(|s| s.namespace.clone());
+                let target = match &asn {
+                    Lenient::Valid(asn) => asn.status.as_ref().and_then(|s| s.namespace.clone()),
+                    Lenient::Invalid(bad) => {
+                        bad.raw["status"]["namespace"].as_str().map(str::to_owned)
+                    }
+                };
                 let cluster_ns = asn.namespace().unwrap_or_default();
                 if let Some(target) = target {
                     delete_if_ours(
