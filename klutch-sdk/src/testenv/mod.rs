@@ -47,6 +47,7 @@ mod error;
 pub mod fixtures;
 mod pki;
 mod process;
+mod registry;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -63,6 +64,7 @@ pub use binaries::{Binaries, TESTBIN_DIR_ENV};
 pub use cluster::{Identity, TestCluster};
 pub use dex::{Dex, DexClient, DexConfig, DexTokens, DexUser};
 pub use error::{Error, Result};
+pub use registry::Registry;
 
 use cluster::ClusterOptions;
 use process::{Janitor, Process, log_tail};
