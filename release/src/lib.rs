@@ -20,6 +20,7 @@ pub mod bind;
 pub mod crossplane;
 pub mod dataservices;
 pub mod images;
+pub mod packages;
 pub mod provider_configs;
 
 use serde_json::Value;

@@ -104,6 +104,13 @@ struct ImagesArgs {
     /// Build only these images (repeatable): example-backend, konnector, provider-anynines-controller.
     #[arg(long)]
     only: Vec<String>,
+    /// Also build and push the Crossplane packages (provider-anynines with the controller image
+    /// embedded, dataservices) with the Crossplane CLI's `xpkg build` / `xpkg push`.
+    #[arg(long)]
+    packages: bool,
+    /// The Crossplane v1 CLI (for --packages).
+    #[arg(long, default_value = "crossplane", env = "KLUTCH_CROSSPLANE")]
+    crossplane: PathBuf,
     /// Where to write the layers and digests-v<version>.json.
     #[arg(long, default_value = "release/output", env = "KLUTCH_RELEASE_OUT_DIR")]
     out_dir: PathBuf,
@@ -192,7 +199,25 @@ fn images(args: &ImagesArgs) -> Result<(), Box<dyn std::error::Error>> {
         registry_ca: args.registry_ca.clone(),
         only: args.only.clone(),
     };
-    let built = build.run()?;
+    let mut built = build.run()?;
+    if args.packages {
+        let controller = built
+            .iter()
+            .find(|i| i.name == "provider-anynines-controller")
+            .cloned()
+            .ok_or("--packages needs the provider-anynines-controller image")?;
+        let packages = klutch_release::packages::PackageBuild {
+            version: opts.version.clone(),
+            registry: build.registry.clone(),
+            crossplane: args.crossplane.clone(),
+            crane: args.crane.clone(),
+            registry_ca: args.registry_ca.clone(),
+            provider_root: "bins/provider-anynines/package".into(),
+            configuration_root: "crossplane-api".into(),
+            work_dir: build.work_dir.clone(),
+        };
+        built.extend(packages.run(&controller)?);
+    }
     let mut digests = std::collections::BTreeMap::new();
     for image in &built {
         println!("{} {}@{}", image.name, image.by_tag(), image.digest);

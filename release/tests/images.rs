@@ -152,6 +152,65 @@ async fn images_are_reproducible_complete_and_run_from_their_own_root() {
         );
     }
 
+    // The Crossplane packages: the provider with the controller image embedded as its runtime,
+    // and the configuration; pushed with the Crossplane CLI and read back by digest.
+    let controller = built
+        .iter()
+        .find(|i| i.name == "provider-anynines-controller")
+        .unwrap();
+    let packages = klutch_release::packages::PackageBuild {
+        version: VERSION.to_owned(),
+        registry: first.registry.clone(),
+        crossplane: binaries.dir().join("crossplane"),
+        crane: first.crane.clone(),
+        registry_ca: first.registry_ca.clone(),
+        provider_root: workspace_root().join("bins/provider-anynines/package"),
+        configuration_root: workspace_root().join("crossplane-api"),
+        work_dir: first.work_dir.clone(),
+    }
+    .run(controller)
+    .unwrap();
+    for package in &packages {
+        let manifest = json(&crane(&first, &["manifest", &package.by_digest()]));
+        let layers = manifest["layers"].as_array().unwrap();
+        let xpkg_layers = layers
+            .iter()
+            .filter(|l| l["annotations"]["io.crossplane.xpkg"] == "base")
+            .count();
+        assert_eq!(xpkg_layers, 1, "{}: {manifest}", package.name);
+        let tarball = root_base.path().join(format!("{}.tar", package.name));
+        crane(
+            &first,
+            &["export", &package.by_digest(), tarball.to_str().unwrap()],
+        );
+        let mut archive = tar::Archive::new(std::fs::File::open(&tarball).unwrap());
+        let mut package_yaml = String::new();
+        let mut has_binary = false;
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            if path == "package.yaml" {
+                std::io::Read::read_to_string(&mut entry, &mut package_yaml).unwrap();
+            }
+            has_binary |= path == "usr/local/bin/provider-anynines";
+        }
+        if package.name == "provider-anynines" {
+            assert!(
+                package_yaml.contains("kind: Provider"),
+                "{package_yaml:.300}"
+            );
+            assert!(package_yaml.contains("kind: CustomResourceDefinition"));
+            assert!(has_binary, "the runtime image is embedded");
+            assert!(layers.len() > 1, "runtime layer + package layer");
+        } else {
+            assert!(
+                package_yaml.contains("kind: Configuration"),
+                "{package_yaml:.300}"
+            );
+            assert!(package_yaml.contains("kind: CompositeResourceDefinition"));
+        }
+    }
+
     // The release bundles pin the images by digest.
     let mut opts = klutch_release::Options::new(VERSION).unwrap();
     opts.registry = format!("{}/klutch", registry.host());
