@@ -19,6 +19,8 @@
 pub mod bind;
 pub mod crossplane;
 pub mod dataservices;
+pub mod images;
+pub mod packages;
 pub mod provider_configs;
 
 use serde_json::Value;
@@ -55,8 +57,9 @@ pub enum Error {
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The default registry of klutch's images and packages.
-pub const DEFAULT_REGISTRY: &str = "public.ecr.aws/w5n9a2g2/klutch";
+/// The default registry of klutch's images and packages (ours, not Klutch's Go images; set
+/// `KLUTCH_IMAGE_REGISTRY` at build time or `--registry` at run time for another).
+pub const DEFAULT_REGISTRY: &str = klutch_sdk::deploy::images::DEFAULT_REGISTRY;
 /// The provider-kubernetes package the bundles install by default.
 pub const DEFAULT_PROVIDER_KUBERNETES: &str =
     "xpkg.upbound.io/crossplane-contrib/provider-kubernetes:v0.17.1";
@@ -70,6 +73,9 @@ pub struct Options {
     pub registry: String,
     /// The full provider-kubernetes package reference.
     pub provider_kubernetes_package: String,
+    /// Manifest digests (`sha256:…`) of images and packages by name, e.g. from
+    /// `klutch-release images`: [`Options::image`] pins those by digest.
+    pub digests: std::collections::BTreeMap<String, String>,
 }
 
 impl Options {
@@ -99,12 +105,26 @@ impl Options {
             version: v.to_owned(),
             registry: DEFAULT_REGISTRY.to_owned(),
             provider_kubernetes_package: DEFAULT_PROVIDER_KUBERNETES.to_owned(),
+            digests: std::collections::BTreeMap::new(),
         })
     }
 
-    /// `<registry>/<name>:v<version>`.
+    /// `<registry>/<name>:v<version>`, with `@<digest>` when [`Options::digests`] knows it
+    /// (the tag stays for people; the runtime pulls by digest).
+    ///
+    /// ```
+    /// let mut opts = klutch_release::Options::new("1.6.0").unwrap();
+    /// opts.registry = "registry.example.com/klutch".into();
+    /// assert_eq!(opts.image("konnector"), "registry.example.com/klutch/konnector:v1.6.0");
+    /// opts.digests.insert("konnector".into(), "sha256:ab".into());
+    /// assert_eq!(opts.image("konnector"), "registry.example.com/klutch/konnector:v1.6.0@sha256:ab");
+    /// ```
     pub fn image(&self, name: &str) -> String {
-        format!("{}/{name}:v{}", self.registry, self.version)
+        let tagged = format!("{}/{name}:v{}", self.registry, self.version);
+        match self.digests.get(name) {
+            Some(digest) => format!("{tagged}@{digest}"),
+            None => tagged,
+        }
     }
 
     /// Whether this is an `X.Y.0` release, the only kind that ships a `configure` bundle

@@ -186,14 +186,21 @@ pub struct CommonFlags {
     #[arg(long, env = "KUBECTL_BIND_SKIP_KONNECTOR")]
     pub skip_konnector: bool,
 
-    /// Deploy this konnector image (always re-applied), instead of the official image of this
-    /// CLI's version.
+    /// Deploy this konnector image (always re-applied), instead of `<repository>:<this CLI's
+    /// version>`. The only way to replace Klutch's Go konnector or one not recognised as ours.
     #[arg(long, env = "KUBECTL_BIND_KONNECTOR_IMAGE", value_name = "IMAGE")]
     pub konnector_image: Option<String>,
 
-    /// Replace an installed konnector that is newer than this CLI.
+    /// Replace an installed konnector of ours that is newer than this CLI.
     #[arg(long)]
     pub downgrade_konnector: bool,
+
+    /// The repository of our konnector images: deployed as `<repository>:<version>`, and an
+    /// installed konnector from it (or labelled app.kubernetes.io/part-of=klutch-rs) counts as
+    /// ours. Klutch's Go konnector (public.ecr.aws/w5n9a2g2/klutch/konnector) never does.
+    #[arg(long, env = "KUBECTL_BIND_KONNECTOR_REPOSITORY", value_name = "REPOSITORY",
+          default_value_t = klutch_sdk::deploy::konnector::default_repository())]
+    pub konnector_repository: String,
 
     /// PEM file with CA certificates to trust for the provider's https URLs, besides the
     /// system's.

@@ -86,6 +86,7 @@ fn settings(common: &CommonFlags) -> Result<Settings> {
             skip: common.skip_konnector,
             image: common.konnector_image.clone(),
             downgrade: common.downgrade_konnector,
+            repository: common.konnector_repository.clone(),
         },
         accept_claims: common
             .accept_claims

@@ -9,8 +9,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use klutch_sdk::api::{APIServiceBinding, ClaimState};
-use klutch_sdk::deploy::konnector::OFFICIAL_REPOSITORY;
-use kube::api::{Api, PostParams};
+use klutch_sdk::deploy::konnector::{KLUTCH_GO_REPOSITORY, default_repository};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 
 const REQUEST: &str = "apiVersion: klutch.anynines.com/v1alpha1
 kind: APIServiceExportRequest
@@ -117,7 +117,7 @@ async fn apiservice_binds_installs_the_konnector_and_reuses_the_secret() {
     // The konnector of the CLI's version with its narrow RBAC, plus the binding's ClusterRole.
     assert_eq!(
         common::konnector_image(&f.app).await,
-        Some(format!("{OFFICIAL_REPOSITORY}:v1.6.0"))
+        Some(format!("{}:v1.6.0", default_repository()))
     );
     let deployment = Api::<Deployment>::namespaced(f.app.clone(), "klutch-bind")
         .get("konnector")
@@ -337,15 +337,25 @@ async fn konnector_install_upgrade_skip_and_downgrade_on_a_real_cluster() {
     );
     assert_eq!(
         common::konnector_image(&f.app).await,
-        Some(format!("{OFFICIAL_REPOSITORY}:v1.10.0"))
+        Some(format!("{}:v1.10.0", default_repository()))
     );
+    // Ours, and which version, on the Deployment itself.
+    let labels = Api::<Deployment>::namespaced(f.app.clone(), "klutch-bind")
+        .get("konnector")
+        .await
+        .unwrap()
+        .metadata
+        .labels
+        .unwrap();
+    assert_eq!(labels["app.kubernetes.io/part-of"], "klutch-rs");
+    assert_eq!(labels["app.kubernetes.io/version"], "v1.10.0");
     // An older CLI warns and leaves it, unless asked to downgrade.
     let (result, stderr) = ensure("v1.9.0", &flags, &mut undo).await;
     result.unwrap();
     assert!(stderr.contains("⚠️ Newer konnector v1.10.0 installed. To downgrade to v1.9.0 use --downgrade-konnector."), "{stderr}");
     assert_eq!(
         common::konnector_image(&f.app).await,
-        Some(format!("{OFFICIAL_REPOSITORY}:v1.10.0"))
+        Some(format!("{}:v1.10.0", default_repository()))
     );
     let downgrade = kubectl_bind::konnector::Flags {
         downgrade: true,
@@ -354,7 +364,7 @@ async fn konnector_install_upgrade_skip_and_downgrade_on_a_real_cluster() {
     ensure("v1.9.0", &downgrade, &mut undo).await.0.unwrap();
     assert_eq!(
         common::konnector_image(&f.app).await,
-        Some(format!("{OFFICIAL_REPOSITORY}:v1.9.0"))
+        Some(format!("{}:v1.9.0", default_repository()))
     );
     // --skip-konnector touches nothing; --konnector-image always applies.
     let skip = kubectl_bind::konnector::Flags {
@@ -373,12 +383,41 @@ async fn konnector_install_upgrade_skip_and_downgrade_on_a_real_cluster() {
         common::konnector_image(&f.app).await.as_deref(),
         Some("registry.local/konnector:dev")
     );
-    // A custom image is "unknown": later CLIs leave it alone.
+    // A custom image installed by us has no version: later CLIs leave it alone.
     let (_, stderr) = ensure("v3.0.0", &flags, &mut undo).await;
     assert!(
-        stderr.contains("ℹ️ konnector of unknown version already installed, skipping"),
+        stderr.contains("ℹ️ Found klutch's konnector registry.local/konnector:dev of unknown (dev) version; leaving it alone."),
         "{stderr}"
     );
+    // Klutch's Go konnector (as its own installer leaves it: no labels of ours) is neither
+    // upgraded nor downgraded, and the message says what was found.
+    let deployments: Api<Deployment> = Api::namespaced(f.app.clone(), "klutch-bind");
+    let go_image = format!("{KLUTCH_GO_REPOSITORY}:v1.5.0");
+    deployments
+        .patch(
+            "konnector",
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(serde_json::json!([
+                {"op": "remove", "path": "/metadata/labels/app.kubernetes.io~1part-of"},
+                {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": go_image},
+            ])).unwrap()),
+        )
+        .await
+        .unwrap();
+    for flags in [&flags, &downgrade] {
+        for version in ["v1.4.0", "v1.6.0"] {
+            let (result, stderr) = ensure(version, flags, &mut undo).await;
+            result.unwrap();
+            assert!(
+                stderr.contains(&format!("ℹ️ Found Klutch's Go konnector ({go_image}) in namespace klutch-bind; leaving it alone.")),
+                "{stderr}"
+            );
+            assert_eq!(
+                common::konnector_image(&f.app).await,
+                Some(go_image.clone())
+            );
+        }
+    }
     // The recorded objects can be removed again.
     let (mut io, _, _) = io("v1.0.0", "");
     undo.rollback(&mut io).await;

@@ -7,10 +7,11 @@ use serde_json::{Value, json};
 
 use super::api;
 
-/// The controller image repository (the tag is the version).
-pub const CONTROLLER_IMAGE: &str = "public.ecr.aws/w5n9a2g2/klutch/provider-anynines-controller";
-/// The package image repository.
-pub const PACKAGE_IMAGE: &str = "public.ecr.aws/w5n9a2g2/klutch/provider-anynines";
+/// The controller image repository (the tag is the version): ours, under
+/// `klutch_sdk::deploy::images::DEFAULT_REGISTRY`'s default, built by `klutch-release images`.
+pub const CONTROLLER_IMAGE: &str = "ghcr.io/klutch-rs/klutch/provider-anynines-controller";
+/// The package image repository (ours, like [`CONTROLLER_IMAGE`]).
+pub const PACKAGE_IMAGE: &str = "ghcr.io/klutch-rs/klutch/provider-anynines";
 /// The name of the provider, its ServiceAccount, ClusterRole and Deployment.
 pub const NAME: &str = "provider-anynines";
 /// The Crossplane versions the package declares.

@@ -41,9 +41,17 @@ use crate::api::GroupResource;
 use crate::api::wellknown::{
     CONSUMER_NAMESPACE, CREATE_ONLY_ANNOTATION, GROUP, KONNECTOR_CLUSTER_ROLE, KONNECTOR_NAME,
 };
+use crate::deploy::images::{DEFAULT_REGISTRY, PART_OF_LABEL, VERSION_LABEL, repository};
 
-/// The repository of official konnector images; the CLI deploys `<repository>:<its version>`.
-pub const OFFICIAL_REPOSITORY: &str = "public.ecr.aws/w5n9a2g2/klutch/konnector";
+/// The repository of Klutch's Go konnector (anynines'): recognised, never treated as ours.
+pub const KLUTCH_GO_REPOSITORY: &str = "public.ecr.aws/w5n9a2g2/klutch/konnector";
+
+/// The repository of our konnector images, `<DEFAULT_REGISTRY>/konnector`; `kubectl bind`
+/// deploys `<repository>:<its version>` unless given another repository at run time.
+pub fn default_repository() -> String {
+    repository(DEFAULT_REGISTRY, KONNECTOR_NAME)
+}
+
 /// Label `app: konnector` on the Deployment, its selector and pods.
 pub const APP_LABEL: (&str, &str) = ("app", "konnector");
 /// Label on the per-binding RBAC objects: the APIServiceBinding's name.
@@ -56,8 +64,11 @@ pub const BINDING_CRD: &str = "apiservicebindings.klutch.anynines.com";
 /// What to render.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KonnectorManifests {
-    /// The container image, e.g. `public.ecr.aws/w5n9a2g2/klutch/konnector:v1.6.0`.
+    /// The container image, e.g. `ghcr.io/klutch-rs/klutch/konnector:v1.6.0`.
     pub image: String,
+    /// The konnector's version for the Deployment's `app.kubernetes.io/version` label, when
+    /// known (installers compare it, not the tag, with their own).
+    pub version: Option<String>,
     /// Replicas of the Deployment (active/passive through the Lease). Default 2.
     pub replicas: i32,
     /// The namespace of the konnector and its Lease. Default `klutch-bind`.
@@ -73,6 +84,7 @@ impl KonnectorManifests {
     pub fn new(image: impl Into<String>) -> Self {
         KonnectorManifests {
             image: image.into(),
+            version: None,
             replicas: 2,
             namespace: CONSUMER_NAMESPACE.to_string(),
             image_pull_policy: None,
@@ -274,9 +286,16 @@ pub fn manifests(options: &KonnectorManifests) -> Vec<Manifest> {
         }),
         ..Container::default()
     };
+    // Ours: the selector keeps `app: konnector` only (selectors are immutable), the Deployment
+    // itself says who installed it and which version.
+    let mut deployment_labels = labels.clone();
+    deployment_labels.insert(PART_OF_LABEL.0.into(), PART_OF_LABEL.1.into());
+    if let Some(version) = &options.version {
+        deployment_labels.insert(VERSION_LABEL.into(), version.clone());
+    }
     let deployment = Deployment {
         metadata: ObjectMeta {
-            labels: Some(labels.clone()),
+            labels: Some(deployment_labels),
             ..meta(KONNECTOR_NAME, Some(ns))
         },
         spec: Some(DeploymentSpec {
@@ -478,10 +497,9 @@ mod tests {
 
     #[test]
     fn default_manifests_snapshot() {
-        let yaml = to_yaml(&manifests(&KonnectorManifests::new(format!(
-            "{OFFICIAL_REPOSITORY}:v1.6.0"
-        ))))
-        .unwrap();
+        let mut options = KonnectorManifests::new(format!("{}:v1.6.0", default_repository()));
+        options.version = Some("v1.6.0".into());
+        let yaml = to_yaml(&manifests(&options)).unwrap();
         insta::assert_snapshot!(yaml);
     }
 

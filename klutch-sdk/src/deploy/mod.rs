@@ -7,6 +7,10 @@
 //!
 //! [`backend`] builds the objects that run the reference binding backend (`example-backend`) on
 //! a provider cluster, as JSON values with `${VAR}` placeholders; the release bundles use them.
+//!
+//! [`images`] says who we are in a registry: our default repository, the OCI labels of our
+//! images, and the labels by which installers recognise our objects.
 
 pub mod backend;
+pub mod images;
 pub mod konnector;

@@ -127,4 +127,14 @@ impl Binaries {
             })
         }
     }
+
+    /// `registry`: the Distribution v3 OCI registry (see [`Registry`](super::Registry)).
+    pub fn registry(&self) -> Result<PathBuf> {
+        self.get("registry")
+    }
+
+    /// `crane`: go-containerregistry's image tool (push, pull, append, mutate, export).
+    pub fn crane(&self) -> Result<PathBuf> {
+        self.get("crane")
+    }
 }

@@ -51,6 +51,7 @@ pub mod fixtures;
 mod pki;
 pub mod postgres;
 mod process;
+mod registry;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -68,6 +69,7 @@ pub use cluster::{Identity, TestCluster};
 pub use crossplane::{CROSSPLANE_NAMESPACE, Crossplane, FUNCTION_IMAGE, FUNCTION_NAME};
 pub use dex::{DEFAULT_BACKEND_REDIRECT_URIS, Dex, DexClient, DexConfig, DexTokens, DexUser};
 pub use error::{Error, Result};
+pub use registry::Registry;
 
 use cluster::ClusterOptions;
 use process::{Janitor, Process, log_tail};
