@@ -1,11 +1,14 @@
 //! `klutch-testenv demo`: the whole Klutch journey on one machine, narrated.
 //!
 //! A control-plane cluster runs Crossplane core, Klutch's configuration package and
-//! provider-anynines (against a fake a9s broker and Backup Manager) and offers the claims through
-//! the reference backend with OIDC login at Dex; `kubectl bind` binds `PostgresqlInstance` and
+//! provider-anynines (in front of the a9s development broker on a real PostgreSQL server, or with
+//! `--fake-broker` a fake a9s broker and Backup Manager) and offers the claims through the
+//! reference backend with OIDC login at Dex; `kubectl bind` binds `PostgresqlInstance` and
 //! `ServiceBinding` into an app cluster, where the konnector syncs claims up and their status
-//! and credentials down. Everything is [`klutch_testenv::journey`], the fixture the end-to-end
-//! tests use; the clusters, Dex and Crossplane are real processes.
+//! and credentials down; the last step opens the database with the credentials Secret that
+//! arrived in the app cluster and runs `select version()`. Everything is
+//! [`klutch_testenv::journey`], the fixture the end-to-end tests use; the clusters, Dex,
+//! Crossplane and PostgreSQL are real processes.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -18,7 +21,9 @@ use klutch_a9s::claims::postgresql::{
 };
 use klutch_osb::testing::Route;
 use klutch_sdk::testenv::Binaries;
-use klutch_testenv::journey::{CONTROL_PLANE, Journey, JourneyConfig, PASSWORD, USER};
+use klutch_testenv::journey::{
+    CONTROL_PLANE, Journey, JourneyConfig, PASSWORD, PostgresqlBroker, USER,
+};
 use kube::api::{Api, DynamicObject, ListParams, ObjectMeta, PostParams};
 
 /// How long each step may take before the demo gives up.
@@ -40,6 +45,12 @@ pub struct Demo {
     /// Copy each cluster's admin kubeconfig to DIR/CLUSTER.kubeconfig (kept after exit).
     #[arg(long, value_name = "DIR")]
     pub kubeconfig_dir: Option<PathBuf>,
+
+    /// Put a fake a9s broker behind PostgreSQL instead of the development broker on a real
+    /// PostgreSQL server (for machines without Debian's `postgresql` package): the credentials
+    /// are made up, so the last step (`select version()`) is skipped.
+    #[arg(long)]
+    pub fake_broker: bool,
 
     /// Stop this many seconds after the demo finished instead of waiting for Ctrl-C
     /// (0: stop right away; for scripts and tests).
@@ -65,15 +76,29 @@ where
     Ok(klutch_sdk::testenv::eventually(what, STEP_TIMEOUT, probe).await?)
 }
 
+/// Opens a session (its connection runs on a task until the client is dropped).
+async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, BoxError> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
 /// Runs the demo; returns when it is over (after Ctrl-C, SIGTERM or `--exit-after`).
 pub async fn run(demo: Demo) -> Result<(), BoxError> {
     let stop = klutch_sdk::runtime::signals::shutdown();
     let started = Instant::now();
 
+    let behind = if demo.fake_broker {
+        "a fake a9s broker"
+    } else {
+        "the a9s development broker on a real PostgreSQL server"
+    };
     step(
         1,
-        "Start a control plane (with Crossplane core, the configuration package and provider-anynines \
-         in front of a fake a9s broker), an app cluster and Dex",
+        &format!(
+            "Start a control plane (with Crossplane core, the configuration package and \
+             provider-anynines in front of {behind}), an app cluster and Dex"
+        ),
     );
     let (urls_tx, mut urls) = tokio::sync::mpsc::unbounded_channel();
     let config = JourneyConfig {
@@ -81,6 +106,11 @@ pub async fn run(demo: Demo) -> Result<(), BoxError> {
         bind: Vec::new(),
         login_urls: demo.manual_login.then_some(urls_tx),
         echo_bind: true,
+        postgresql: if demo.fake_broker {
+            PostgresqlBroker::Fake
+        } else {
+            PostgresqlBroker::DevBroker
+        },
         ..JourneyConfig::default()
     };
     if demo.manual_login {
@@ -123,6 +153,15 @@ pub async fn run(demo: Demo) -> Result<(), BoxError> {
         journey.backend_url(),
         env.dex().map(|d| d.issuer()).unwrap_or_default()
     ));
+    if let (Some(broker), Some(pg)) = (journey.dev_broker(), journey.postgres()) {
+        note(format!(
+            "a9s broker    {} (development broker)   PostgreSQL on 127.0.0.1:{}",
+            broker.url(),
+            pg.port()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "?".into())
+        ));
+    }
 
     step(
         2,
@@ -211,11 +250,33 @@ pub async fn run(demo: Demo) -> Result<(), BoxError> {
         "crossplane: claim → XPostgresqlInstance {} → dataservices.anynines.com ServiceInstance (function-patch-and-transform)",
         xr.metadata.name.clone().unwrap_or_default()
     ));
-    let broker = journey.broker(ServiceInstanceType::Postgresql);
-    eventually("the provision at the broker", || async {
-        (broker.osb().count(Route::Provision) > 0).then_some(())
-    })
-    .await?;
+    match journey.postgres() {
+        Some(pg) => {
+            // The development broker's provision creates the instance's database.
+            let admin = connect(&pg.url().parse()?).await?;
+            let database = eventually("the provision at the broker", || async {
+                let rows = admin
+                    .query(
+                        "SELECT datname FROM pg_database WHERE datname ~ '^a9s_i[0-9]+$'",
+                        &[],
+                    )
+                    .await
+                    .ok()?;
+                rows.first().map(|r| r.get::<_, String>(0))
+            })
+            .await?;
+            note(format!(
+                "development broker: database {database} and its owner role created on PostgreSQL"
+            ));
+        }
+        None => {
+            let broker = journey.broker(ServiceInstanceType::Postgresql);
+            eventually("the provision at the broker", || async {
+                (broker.osb().count(Route::Provision) > 0).then_some(())
+            })
+            .await?;
+        }
+    }
     note("provider-anynines: PUT /v2/service_instances/… at the a9s broker (asynchronous, polled)");
     let ready = eventually("Ready=True in the app cluster", || async {
         let o = instances.get("orders").await.ok()?;
@@ -253,11 +314,36 @@ pub async fn run(demo: Demo) -> Result<(), BoxError> {
             .filter(|s| s.data.as_ref().is_some_and(|d| !d.is_empty()))
     })
     .await?;
-    let keys: Vec<String> = secret.data.unwrap_or_default().into_keys().collect();
+    let data = secret.data.unwrap_or_default();
+    let keys: Vec<&str> = data.keys().map(String::as_str).collect();
     note(format!(
         "app: Secret shop/{secret_name} with keys {} (values not shown)",
         keys.join(", ")
     ));
+
+    if journey.dev_broker().is_some() {
+        step(
+            5,
+            "Open the database with the Secret's host, port, username, password and name",
+        );
+        let field = |key: &str| -> Result<String, BoxError> {
+            let value = data
+                .get(key)
+                .ok_or_else(|| format!("the Secret has no `{key}`"))?;
+            Ok(String::from_utf8(value.0.clone())?)
+        };
+        let mut creds = tokio_postgres::Config::new();
+        creds
+            .host(field("host")?)
+            .port(field("port")?.parse()?)
+            .user(field("username")?)
+            .password(field("password")?)
+            .dbname(field("name")?);
+        let db = connect(&creds).await?;
+        let version: String = db.query_one("select version()", &[]).await?.get(0);
+        note("app → PostgreSQL: select version()");
+        note(format!("   {version}"));
+    }
 
     let kubectl = Binaries::find()
         .and_then(|b| b.kubectl())

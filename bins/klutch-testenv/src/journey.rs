@@ -11,7 +11,10 @@
 //! 3. behind provider-anynines, one [`FakeA9sBroker`] and one [`FakeBackupManager`] per a9s
 //!    data service (`klutch_a9s::testing`), with a catalogue of every service and plan the claims
 //!    allow, and the ProviderConfigs `<type>-service-broker` / `<type>-backup-manager` the
-//!    compositions name;
+//!    compositions name; with [`JourneyConfig::postgresql`] set to
+//!    [`PostgresqlBroker::DevBroker`], PostgreSQL is served instead by the development broker
+//!    (`klutch_a9s::devbroker`, OSB and Backup Manager on one listener) on a real PostgreSQL
+//!    server ([`Postgres`]) the journey starts, so the credentials that arrive open a database;
 //! 4. provider-anynines' engine (`klutch_a9s::provider::run::controllers`, what
 //!    `bins/provider-anynines` runs) as the managed-resource controller, in this process so
 //!    tests can restart it;
@@ -48,6 +51,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use klutch_a9s::claims::ServiceInstanceType;
 use klutch_a9s::credentials::DataServiceKind;
+use klutch_a9s::devbroker::{DevBroker, DevBrokerConfig};
 use klutch_a9s::provider::api::provider_config::{CredentialSelectors, ProviderCredentials};
 use klutch_a9s::provider::api::{
     CredentialsSource, ProviderConfig, ProviderConfigSpec, SecretKeySelector, ServiceType,
@@ -65,6 +69,7 @@ use klutch_sdk::backend::{
 };
 use klutch_sdk::konnector::Konnector;
 use klutch_sdk::testenv::browser::Browser;
+use klutch_sdk::testenv::postgres::Postgres;
 use klutch_sdk::testenv::{
     Binaries, Crossplane, DexClient, DexConfig, DexUser, TestEnv, TestEnvBuilder, free_port,
     install_crd,
@@ -171,6 +176,26 @@ pub struct JourneyConfig {
     /// Let `kubectl bind` print to this process's stdout and stderr (the demo) instead of
     /// capturing its output for error messages (tests).
     pub echo_bind: bool,
+    /// What answers for PostgreSQL behind provider-anynines. Default: a fake, like every other
+    /// data service.
+    pub postgresql: PostgresqlBroker,
+}
+
+/// What answers for the PostgreSQL data service behind provider-anynines
+/// ([`JourneyConfig::postgresql`]). The other data services always have fakes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PostgresqlBroker {
+    /// A [`FakeA9sBroker`] and [`FakeBackupManager`]: made-up credentials, fault injection and
+    /// request counts ([`Journey::broker`]).
+    #[default]
+    Fake,
+    /// The development broker (`klutch_a9s::devbroker`) on a PostgreSQL server the journey
+    /// starts (Debian's `postgresql` package, see `klutch_sdk::testenv::postgres`): its catalogue
+    /// offers the `a9s-postgresql13/15/17` services and a9s plans of the package's
+    /// `a9s-postgresql` composition, bindings are real login roles and backups `pg_dump`s.
+    /// [`JourneyConfig::unoffered_plans`] and [`JourneyConfig::broker_mode`] do not apply to it.
+    DevBroker,
 }
 
 impl Default for JourneyConfig {
@@ -193,6 +218,7 @@ impl Default for JourneyConfig {
             login_urls: None,
             echo_bind: false,
             unoffered_plans: Vec::new(),
+            postgresql: PostgresqlBroker::Fake,
         }
     }
 }
@@ -301,6 +327,12 @@ pub fn catalog(kind: ServiceInstanceType, unoffered: &[String]) -> Result<klutch
     serde_json::from_value(json!({ "services": services })).map_err(part("build a catalogue"))
 }
 
+/// The development broker and the PostgreSQL server it manages (dropped in this order).
+struct DevPostgresql {
+    broker: DevBroker,
+    server: Postgres,
+}
+
 /// provider-anynines' controllers as a task of this process.
 struct ProviderTask {
     stop: oneshot::Sender<()>,
@@ -313,6 +345,7 @@ pub struct Journey {
     env: TestEnv,
     brokers: BTreeMap<ServiceInstanceType, FakeA9sBroker>,
     backup_managers: BTreeMap<ServiceInstanceType, FakeBackupManager>,
+    dev: Option<DevPostgresql>,
     provider: Mutex<Option<ProviderTask>>,
     provider_options: klutch_a9s::provider::Options,
     metrics: Arc<Metrics>,
@@ -356,7 +389,14 @@ impl Journey {
         if let Some(dir) = &config.bin_dir {
             builder = builder.binaries(Binaries::from_dir(dir));
         }
-        let env = builder.start().await?;
+        // PostgreSQL's initdb runs while the clusters start.
+        let (env, server) = tokio::join!(builder.start(), async {
+            match config.postgresql {
+                PostgresqlBroker::Fake => Ok(None),
+                PostgresqlBroker::DevBroker => Postgres::builder().start().await.map(Some),
+            }
+        });
+        let (env, server) = (env?, server?);
         tracing::info!(elapsed = ?started.elapsed(), "journey: clusters, Dex and Crossplane ready");
         let cp = env[CONTROL_PLANE].client().await?;
 
@@ -372,7 +412,27 @@ impl Journey {
 
         let mut brokers = BTreeMap::new();
         let mut backup_managers = BTreeMap::new();
+        let mut dev = None;
+        if let Some(server) = server {
+            let mut broker = DevBrokerConfig::new(server.url(), FAKE_USER, FAKE_PASSWORD);
+            broker.pg_bin_dir = server.bin_dir().map(ToOwned::to_owned);
+            let broker = DevBroker::start(broker)
+                .await
+                .map_err(part("start the development broker"))?;
+            let kind = ServiceInstanceType::Postgresql;
+            // One listener serves the OSB API, the a9s extensions and the Backup Manager subset.
+            for (name, service_type) in [
+                (format!("{kind}-service-broker"), ServiceType::Servicebroker),
+                (format!("{kind}-backup-manager"), ServiceType::Backupmanager),
+            ] {
+                provider_config(&cp, &name, &broker.url(), service_type).await?;
+            }
+            dev = Some(DevPostgresql { broker, server });
+        }
         for &kind in ServiceInstanceType::ALL {
+            if dev.is_some() && kind == ServiceInstanceType::Postgresql {
+                continue;
+            }
             let broker = FakeA9sBroker::start(FakeA9sBrokerConfig {
                 osb: FakeBrokerConfig {
                     catalog: catalog(kind, &config.unoffered_plans)?,
@@ -416,6 +476,7 @@ impl Journey {
             env,
             brokers,
             backup_managers,
+            dev,
             provider: Mutex::new(None),
             provider_options: config.provider.clone(),
             metrics: Arc::new(Metrics::new()),
@@ -655,13 +716,34 @@ impl Journey {
     }
 
     /// The fake broker of data service `kind`.
+    ///
+    /// # Panics
+    /// For PostgreSQL when it runs on the development broker ([`PostgresqlBroker::DevBroker`]).
     pub fn broker(&self, kind: ServiceInstanceType) -> &FakeA9sBroker {
-        &self.brokers[&kind]
+        self.brokers
+            .get(&kind)
+            .unwrap_or_else(|| panic!("{kind} runs on the development broker, not a fake"))
     }
 
     /// The fake Backup Manager of data service `kind`.
+    ///
+    /// # Panics
+    /// For PostgreSQL when it runs on the development broker ([`PostgresqlBroker::DevBroker`]).
     pub fn backup_manager(&self, kind: ServiceInstanceType) -> &FakeBackupManager {
-        &self.backup_managers[&kind]
+        self.backup_managers
+            .get(&kind)
+            .unwrap_or_else(|| panic!("{kind} runs on the development broker, not a fake"))
+    }
+
+    /// The development broker behind PostgreSQL, with [`PostgresqlBroker::DevBroker`].
+    pub fn dev_broker(&self) -> Option<&DevBroker> {
+        self.dev.as_ref().map(|d| &d.broker)
+    }
+
+    /// The PostgreSQL server the development broker manages (its [`Postgres::url`] is the
+    /// superuser's), with [`PostgresqlBroker::DevBroker`].
+    pub fn postgres(&self) -> Option<&Postgres> {
+        self.dev.as_ref().map(|d| &d.server)
     }
 
     /// provider-anynines' metrics (shared across provider restarts).

@@ -34,18 +34,20 @@ Examples:
   klutch-testenv up --cluster control-plane --cluster app
   klutch-testenv up --crossplane control-plane   # plus Crossplane core on the control plane
   kubectl --kubeconfig <printed path> get namespaces
-  klutch-testenv demo      # the whole journey: bind, claim, Crossplane, provider, credentials back";
+  klutch-testenv demo      # the whole journey: bind, claim, Crossplane, provider, credentials, SQL";
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start clusters, print how to reach them, and run until Ctrl-C or SIGTERM.
     Up(Up),
     /// Run the whole Klutch journey, narrated: a control plane with Crossplane core, the
-    /// configuration package and provider-anynines (in front of a fake a9s broker) offers the
-    /// claims through the reference backend (OIDC login at Dex); `kubectl bind` binds
-    /// PostgresqlInstance and ServiceBinding into an app cluster; an instance is provisioned
-    /// through the konnector, Crossplane and the provider, and a binding's credentials Secret
-    /// arrives in the app cluster. Then run until Ctrl-C.
+    /// configuration package and provider-anynines (in front of the a9s development broker on a
+    /// real PostgreSQL server from Debian's `postgresql` package; `--fake-broker` for a fake)
+    /// offers the claims through the reference backend (OIDC login at Dex); `kubectl bind`
+    /// binds PostgresqlInstance and ServiceBinding into an app cluster; an instance is
+    /// provisioned through the konnector, Crossplane and the provider, a binding's credentials
+    /// Secret arrives in the app cluster, and the demo opens the database with it and prints
+    /// `select version()` (never the Secret's values). Then run until Ctrl-C.
     Demo(demo::Demo),
 }
 

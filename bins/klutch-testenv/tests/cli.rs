@@ -230,8 +230,8 @@ fn tempfile_dir() -> PathBuf {
 }
 
 /// The README's main job (`scripts/demo` runs `klutch-testenv demo`): the whole journey through
-/// Crossplane and provider-anynines completes and says so, and shows the credentials Secret's
-/// keys but not its values.
+/// Crossplane and provider-anynines to the development broker completes and says so, shows the
+/// credentials Secret's keys but not its values, and runs `select version()` through them.
 #[test]
 fn demo_runs_the_whole_flow() {
     let out = Command::new(env!("CARGO_BIN_EXE_klutch-testenv"))
@@ -249,13 +249,19 @@ fn demo_runs_the_whole_flow() {
         "crossplane: claim → XPostgresqlInstance",
         "app: shop/orders is Ready=True, status.managed.state = provisioned",
         "app: Secret shop/orders-app-creds with keys host, hosts, name, password, port, uri, username (values not shown)",
+        "development broker: database a9s_i",
+        "app → PostgreSQL: select version()",
+        "      PostgreSQL ",
         "✔ The whole journey ran in",
         "klutch-testenv: stopped",
     ] {
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }
     assert!(
-        !stderr.contains("fake-password") && !stdout.contains("fake-password"),
+        !stderr.contains("fake-password")
+            && !stdout.contains("fake-password")
+            && !stderr.contains("postgres://")
+            && !stdout.contains("postgres://"),
         "the demo shows the Secret's keys, never its values"
     );
     assert!(
