@@ -109,9 +109,11 @@ pub const BACKEND_CONFIG: &str = "example-backend-config";
 /// The backend's settings that `configure` fills from `${VARS}`: (environment variable the
 /// backend reads, placeholder). Secrets go into the Secret `example-backend`, the rest into
 /// [`BACKEND_CONFIG`].
-pub const BACKEND_SETTINGS: [(&str, &str); 6] = [
+pub const BACKEND_SETTINGS: [(&str, &str); 7] = [
     ("OIDC_ISSUER_URL", "BACKEND_OIDC_ISSUER_URL"),
     ("OIDC_CLIENT_ID", "BACKEND_OIDC_CLIENT_ID"),
+    // The public client for `kubectl bind`'s device flow; empty: no device flow is offered.
+    ("OIDC_DEVICE_CLIENT_ID", "BACKEND_OIDC_DEVICE_CLIENT_ID"),
     ("OIDC_CALLBACK_URL", "BACKEND_OIDC_CALLBACK_URL"),
     ("EXTERNAL_ADDRESS", "BACKEND_EXTERNAL_ADDRESS"),
     ("PRETTY_NAME", "BACKEND_PRETTY_NAME"),

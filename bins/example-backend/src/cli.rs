@@ -21,8 +21,8 @@ pub struct Cli {
     #[arg(long, env = "OIDC_CLIENT_SECRET", hide_env_values = true)]
     pub oidc_issuer_client_secret: Option<String>,
     /// A public OIDC client (no secret) for the device flow of `kubectl bind --non-interactive`.
-    /// Unset: no device flow is offered (the confidential secret is never sent with a device
-    /// request).
+    /// Unset or empty: no device flow is offered (the confidential secret is never sent with a
+    /// device request).
     #[arg(long, env = "OIDC_DEVICE_CLIENT_ID")]
     pub oidc_device_client_id: Option<String>,
     /// ID-token signing algorithms accepted, whatever the IdP advertises; asymmetric only

@@ -86,7 +86,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
             ca_pem: cli.oidc_ca_file.as_deref().map(read).transpose()?,
         },
         OidcOptions {
-            device_client_id: cli.oidc_device_client_id.clone(),
+            // empty (e.g. an unset ConfigMap entry of the release bundle): no device flow
+            device_client_id: cli.oidc_device_client_id.clone().filter(|id| !id.is_empty()),
             id_token_algs: cli.oidc_id_token_algs.clone(),
             ..OidcOptions::default()
         },
