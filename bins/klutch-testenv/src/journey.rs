@@ -171,6 +171,10 @@ pub struct JourneyConfig {
     /// Let `kubectl bind` print to this process's stdout and stderr (the demo) instead of
     /// capturing its output for error messages (tests).
     pub echo_bind: bool,
+    /// Run the konnector engine for the app cluster in this process (default). `false` only
+    /// installs its CRD and leaves running a konnector to the caller (the `journey_claims`
+    /// benchmark starts the binary, to measure its memory apart).
+    pub konnector: bool,
 }
 
 impl Default for JourneyConfig {
@@ -193,6 +197,7 @@ impl Default for JourneyConfig {
             login_urls: None,
             echo_bind: false,
             unoffered_plans: Vec::new(),
+            konnector: true,
         }
     }
 }
@@ -342,6 +347,7 @@ pub struct Journey {
     bound: Mutex<Vec<String>>,
     login_urls: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     echo_bind: bool,
+    konnector: bool,
 }
 
 impl std::fmt::Debug for Journey {
@@ -445,6 +451,7 @@ impl Journey {
             bound: Mutex::new(Vec::new()),
             login_urls: config.login_urls.clone(),
             echo_bind: config.echo_bind,
+            konnector: config.konnector,
         };
         journey.start_provider().await?;
         journey.start_backend(port, &callback).await?;
@@ -543,8 +550,10 @@ impl Journey {
             .install_crd()
             .await
             .map_err(part("install the konnector's CRD"))?;
-        self.tasks
-            .push(tokio::spawn(konnector.run(std::future::pending())));
+        if self.konnector {
+            self.tasks
+                .push(tokio::spawn(konnector.run(std::future::pending())));
+        }
         Ok(())
     }
 
