@@ -1,376 +1,233 @@
-//! A small Open Service Broker CLI built on `klutch-osb`, for operators who want to poke a
-//! broker by hand.
+//! The shortest correct Open Service Broker lifecycle with `klutch-osb`: provision, bind,
+//! unbind, deprovision, each allowed to complete asynchronously (202 + polling
+//! `last_operation`) and each waited for.
 //!
 //! ```text
-//! cargo run -p klutch-examples --example osb -- --url https://broker --user admin catalog
-//! OSB_PASSWORD=secret cargo run -p klutch-examples --example osb -- --url https://broker --user admin \
-//!     provision --instance db-1 --service postgresql --plan small --params '{"size":1}'
-//! ... bind --instance db-1 --binding b-1 --service postgresql --plan small   # prints credentials
-//! ... unbind --instance db-1 --binding b-1 --service postgresql --plan small
-//! ... deprovision --instance db-1 --service postgresql --plan small
+//! cargo run -p klutch-examples --example osb                       # against the in-process fake broker (async mode)
+//! OSB_URL=https://broker OSB_USER=admin OSB_PASSWORD=secret \
+//!   cargo run -p klutch-examples --example osb -- postgresql small  # against a real broker
 //! ```
+//!
+//! What makes it correct:
+//! * the client is given the catalog, so every call checks the catalog's gates (bindable,
+//!   `bindings_retrievable`: a service without it is bound synchronously, since its
+//!   credentials could not be fetched after an asynchronous bind);
+//! * the `Poller::*_and_wait` helpers send `accepts_incomplete=true`, poll the operation the
+//!   202 reply describes (`Reply::poll_target`) within the plan's `maximum_polling_duration`,
+//!   and fetch the credentials of an asynchronously created binding;
+//! * an unsuccessful end (`Completion::Unsuccessful`) or an error is run through
+//!   `orphan_mitigation`, which says whether the broker may hold a resource to delete.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use klutch_osb::testing::{FakeBroker, FakeBrokerConfig, Mode};
 use klutch_osb::{
-    ApiVersion, BindOutcome, BindRequest, CallOptions, Catalog, Client, Context, Deadline,
-    DeleteOutcome, OperationKind, PollOutcome, PollTarget, Poller, ProvisionOutcome,
-    ProvisionRequest,
+    BindRequest, CallOptions, Client, Completion, Context, Deadline, OmOperation, OmPolicy,
+    OmResult, OrphanMitigation, Poller, ProvisionRequest, orphan_mitigation,
 };
 
-#[derive(Parser, Debug)]
-#[command(about = "Talk to an Open Service Broker (OSB API 2.11-2.17)")]
-struct Cli {
-    /// Broker base URL.
-    #[arg(long, env = "OSB_URL")]
-    url: String,
-    /// Basic-auth user.
-    #[arg(long, env = "OSB_USER")]
-    user: Option<String>,
-    /// Basic-auth password.
-    #[arg(long, env = "OSB_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
-    /// Bearer token (instead of basic auth).
-    #[arg(long, env = "OSB_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// OSB API version (2.11 to 2.17).
-    #[arg(long, default_value = "2.17")]
-    api_version: String,
-    /// PEM file with the CA certificates to trust (replaces the system roots).
-    #[arg(long)]
-    ca_bundle: Option<std::path::PathBuf>,
-    /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = 60)]
-    timeout: u64,
-    #[command(subcommand)]
-    command: Command,
+/// What the lifecycle did, for the caller (and the test) to check.
+#[derive(Debug)]
+pub struct Report {
+    /// The dashboard URL the broker returned for the instance, if any.
+    pub dashboard_url: Option<String>,
+    /// The credential keys of the binding (never the values: they are secrets).
+    pub credential_keys: Vec<String>,
 }
 
-#[derive(Args, Debug)]
-struct Target {
-    /// Service offering name.
-    #[arg(long)]
-    service: String,
-    /// Plan name.
-    #[arg(long)]
-    plan: String,
-}
+/// Errors of the lifecycle: a broker or client error, or an operation that ended unsuccessfully.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// List services and plans.
-    Catalog,
-    /// Provision an instance and wait for it.
-    Provision {
-        /// Instance id.
-        #[arg(long)]
-        instance: String,
-        #[command(flatten)]
-        target: Target,
-        /// Parameters as a JSON object.
-        #[arg(long)]
-        params: Option<String>,
-        /// Kubernetes namespace for the context.
-        #[arg(long, default_value = "default")]
-        namespace: String,
-        /// Cluster id for the context.
-        #[arg(long, default_value = "klutch-osb-cli")]
-        cluster: String,
-        /// Give up polling after this many seconds (the plan's maximum also applies).
-        #[arg(long, default_value_t = 3600)]
-        wait: u64,
-    },
-    /// Create a binding and print its credentials as JSON.
-    Bind {
-        /// Instance id.
-        #[arg(long)]
-        instance: String,
-        /// Binding id.
-        #[arg(long)]
-        binding: String,
-        #[command(flatten)]
-        target: Target,
-        /// Parameters as a JSON object.
-        #[arg(long)]
-        params: Option<String>,
-    },
-    /// Delete a binding.
-    Unbind {
-        /// Instance id.
-        #[arg(long)]
-        instance: String,
-        /// Binding id.
-        #[arg(long)]
-        binding: String,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Delete an instance and wait for it.
-    Deprovision {
-        /// Instance id.
-        #[arg(long)]
-        instance: String,
-        #[command(flatten)]
-        target: Target,
-    },
-}
+/// Provisions `instance_id` of `service`/`plan`, binds it, unbinds and deprovisions.
+pub async fn lifecycle(
+    client: Client,
+    service: &str,
+    plan: &str,
+    instance_id: &str,
+) -> Result<Report, Error> {
+    let catalog = client.catalog().await?.outcome;
+    let (svc, pl) = catalog
+        .plan_by_name(service, plan)
+        .ok_or_else(|| format!("no plan {service}/{plan} in the catalog"))?;
+    let (service_id, plan_id) = (svc.id.clone(), pl.id.clone());
+    let deadline = || Deadline::from_now(Some(Duration::from_secs(600)), pl.max_polling_duration());
+    client.set_catalog(catalog.clone());
+    let poller = Poller::new(client);
+    let opts = CallOptions::new();
 
-type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            let mut src = e.source();
-            while let Some(s) = src {
-                eprintln!("  caused by: {s}");
-                src = s.source();
-            }
-            ExitCode::FAILURE
+    // Provision. A Kubernetes context also yields organization_guid = clusterid and
+    // space_guid = namespace (see `Context::guids`).
+    let req = ProvisionRequest::new(&service_id, &plan_id)
+        .context(Context::kubernetes("team-a", "cluster-1").with("instance_name", instance_id));
+    let provisioned = poller
+        .provision_and_wait(instance_id, &req, &opts, deadline(), None)
+        .await;
+    let dashboard_url = match provisioned {
+        Ok(Completion::Done(outcome)) => outcome.dashboard_url().map(str::to_owned),
+        Ok(Completion::Unsuccessful(why)) => {
+            let om = OmResult::from_poll(&why).unwrap_or(OmResult::Timeout);
+            mitigate(
+                &poller,
+                OmOperation::Provision,
+                &om,
+                instance_id,
+                None,
+                &service_id,
+                &plan_id,
+            )
+            .await;
+            return Err(format!("provision ended {why:?}").into());
         }
-    }
-}
+        Err(e) => {
+            let om = OmResult::from_error(&e);
+            mitigate(
+                &poller,
+                OmOperation::Provision,
+                &om,
+                instance_id,
+                None,
+                &service_id,
+                &plan_id,
+            )
+            .await;
+            return Err(e.into());
+        }
+    };
 
-fn lookup<'c>(
-    catalog: &'c Catalog,
-    t: &Target,
-) -> AnyResult<(&'c klutch_osb::Service, &'c klutch_osb::Plan)> {
-    catalog.plan_by_name(&t.service, &t.plan).ok_or_else(|| {
-        format!(
-            "plan {:?} of service {:?} is not in the catalog",
-            t.plan, t.service
+    // Bind; the credentials come back whether the bind finished at once or asynchronously.
+    let binding_id = "binding-1";
+    let bind = BindRequest::new(&service_id, &plan_id);
+    let bound = poller
+        .bind_and_wait(instance_id, binding_id, &bind, &opts, deadline(), None)
+        .await;
+    let binding = match bound {
+        Ok(Completion::Done(binding)) => binding,
+        Ok(Completion::Unsuccessful(why)) => {
+            let om = OmResult::from_poll(&why).unwrap_or(OmResult::Timeout);
+            mitigate(
+                &poller,
+                OmOperation::Bind,
+                &om,
+                instance_id,
+                Some(binding_id),
+                &service_id,
+                &plan_id,
+            )
+            .await;
+            return Err(format!("bind ended {why:?}").into());
+        }
+        Err(e) => {
+            let om = OmResult::from_error(&e);
+            mitigate(
+                &poller,
+                OmOperation::Bind,
+                &om,
+                instance_id,
+                Some(binding_id),
+                &service_id,
+                &plan_id,
+            )
+            .await;
+            return Err(e.into());
+        }
+    };
+    let mut credential_keys: Vec<String> = binding
+        .credentials
+        .map(|c| c.expose().keys().cloned().collect())
+        .unwrap_or_default();
+    credential_keys.sort();
+
+    // Unbind and deprovision: `Done(Deleted | Gone)` once the broker says so.
+    let unbound = poller
+        .unbind_and_wait(
+            instance_id,
+            binding_id,
+            &service_id,
+            &plan_id,
+            &opts,
+            deadline(),
+            None,
         )
-        .into()
+        .await?;
+    let Completion::Done(_) = unbound else {
+        return Err(format!("unbind ended {unbound:?}").into());
+    };
+    let deleted = poller
+        .deprovision_and_wait(instance_id, &service_id, &plan_id, &opts, deadline(), None)
+        .await?;
+    let Completion::Done(_) = deleted else {
+        return Err(format!("deprovision ended {deleted:?}").into());
+    };
+    Ok(Report {
+        dashboard_url,
+        credential_keys,
     })
 }
 
-fn params(p: &Option<String>) -> AnyResult<Option<serde_json::Map<String, serde_json::Value>>> {
-    p.as_deref()
-        .map(|s| {
-            serde_json::from_str(s)
-                .map_err(|e| format!("--params must be a JSON object: {e}").into())
-        })
-        .transpose()
+/// Deletes what the broker may hold after a failed provision or bind (spec 8), when the
+/// orphan-mitigation table says so. A real platform retries this with backoff until it
+/// succeeds.
+async fn mitigate(
+    poller: &Poller,
+    op: OmOperation,
+    result: &OmResult,
+    instance_id: &str,
+    binding_id: Option<&str>,
+    service_id: &str,
+    plan_id: &str,
+) {
+    let d = Deadline::from_now(Some(Duration::from_secs(600)), None);
+    let opts = CallOptions::new();
+    let outcome = match (
+        orphan_mitigation(op, result, OmPolicy::default()),
+        binding_id,
+    ) {
+        (OrphanMitigation::Deprovision, _) => {
+            poller
+                .deprovision_and_wait(instance_id, service_id, plan_id, &opts, d, None)
+                .await
+        }
+        (OrphanMitigation::Unbind, Some(b)) => {
+            poller
+                .unbind_and_wait(instance_id, b, service_id, plan_id, &opts, d, None)
+                .await
+        }
+        _ => return,
+    };
+    eprintln!("orphan mitigation: {outcome:?}");
 }
 
-async fn wait(poller: &Poller, target: PollTarget, deadline: Deadline) -> AnyResult<PollOutcome> {
-    eprintln!(
-        "waiting for {:?} of {} ...",
-        target.kind, target.instance_id
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (_fake, client, service, plan) = match std::env::var("OSB_URL") {
+        Ok(url) => {
+            let mut b = Client::builder(url);
+            if let Ok(user) = std::env::var("OSB_USER") {
+                b = b.basic_auth(user, std::env::var("OSB_PASSWORD").unwrap_or_default());
+            }
+            let [service, plan] = <[String; 2]>::try_from(args)
+                .map_err(|_| "usage: osb SERVICE PLAN (with OSB_URL set)")?;
+            (None, b.build()?, service, plan)
+        }
+        Err(_) => {
+            let fake = FakeBroker::start(FakeBrokerConfig {
+                mode: Mode::Async {
+                    duration: Duration::from_millis(300),
+                    retry_after: Some(1),
+                },
+                ..FakeBrokerConfig::default()
+            })
+            .await?;
+            let client = fake.client_builder().build()?;
+            println!("fake broker (asynchronous mode) at {}", fake.url());
+            (Some(fake), client, "fake-db".to_owned(), "small".to_owned())
+        }
+    };
+    let report = lifecycle(client, &service, &plan, "example-instance-1").await?;
+    println!(
+        "provisioned (dashboard {:?}), bound (credential keys {:?}), unbound, deprovisioned",
+        report.dashboard_url, report.credential_keys
     );
-    let r = poller.wait(&target, deadline, None).await?;
-    eprintln!("{:?} after {} polls", r.outcome, r.polls);
-    Ok(r.outcome)
-}
-
-async fn run(cli: Cli) -> AnyResult<()> {
-    let version: ApiVersion = cli.api_version.parse()?;
-    let mut b = Client::builder(&cli.url)
-        .api_version(version)
-        .timeout(Duration::from_secs(cli.timeout));
-    if let Some(t) = &cli.token {
-        b = b.bearer_auth(t);
-    } else if let Some(u) = &cli.user {
-        b = b.basic_auth(u, cli.password.clone().unwrap_or_default());
-    }
-    if let Some(ca) = &cli.ca_bundle {
-        b = b.ca_bundle_pem(std::fs::read(ca)?);
-    }
-    let client = b.build()?;
-    let poller = Poller::new(client.clone());
-    let catalog = client.catalog().await?.outcome;
-    match &cli.command {
-        Command::Catalog => {
-            for issue in catalog.validate() {
-                eprintln!("catalog warning: {issue}");
-            }
-            for s in &catalog.services {
-                println!("{} ({}) bindable={}", s.name, s.id, s.bindable);
-                for p in &s.plans {
-                    println!(
-                        "  {} ({}) free={} bindable={} {}",
-                        p.name,
-                        p.id,
-                        p.is_free(),
-                        s.effective_bindable(p),
-                        p.description
-                    );
-                }
-            }
-        }
-        Command::Provision {
-            instance,
-            target,
-            params: p,
-            namespace,
-            cluster,
-            wait: secs,
-        } => {
-            let (svc, plan) = lookup(&catalog, target)?;
-            let mut req = ProvisionRequest::new(&svc.id, &plan.id)
-                .context(Context::kubernetes(namespace, cluster));
-            req.parameters = params(p)?;
-            req.maintenance_info = plan.maintenance_info.clone();
-            let opts = CallOptions::new().asynchronous().catalog_entry(svc, plan);
-            match client.provision(instance, &req, &opts).await?.outcome {
-                ProvisionOutcome::Created { dashboard_url, .. } => {
-                    println!("created; dashboard: {dashboard_url:?}")
-                }
-                ProvisionOutcome::AlreadyExists { dashboard_url, .. } => {
-                    println!("already exists; dashboard: {dashboard_url:?}")
-                }
-                ProvisionOutcome::InProgress(op) => {
-                    println!("provisioning started; dashboard: {:?}", op.dashboard_url);
-                    let t = PollTarget::instance(
-                        OperationKind::Provision,
-                        instance,
-                        &svc.id,
-                        &plan.id,
-                        op.operation,
-                    );
-                    let deadline = Deadline::from_now(
-                        Some(Duration::from_secs(*secs)),
-                        plan.max_polling_duration(),
-                    );
-                    match wait(&poller, t, deadline).await? {
-                        PollOutcome::Succeeded { .. } => println!("provisioned"),
-                        other => return Err(format!("provision did not succeed: {other:?}; consider deprovisioning (orphan mitigation)").into()),
-                    }
-                }
-            }
-        }
-        Command::Bind {
-            instance,
-            binding,
-            target,
-            params: p,
-        } => {
-            let (svc, plan) = lookup(&catalog, target)?;
-            let mut req = BindRequest::new(&svc.id, &plan.id);
-            req.parameters = params(p)?;
-            let opts = CallOptions::new().catalog_entry(svc, plan);
-            let async_ok = version >= ApiVersion::V2_14;
-            let opts = if async_ok { opts.asynchronous() } else { opts };
-            let body = match client.bind(instance, binding, &req, &opts).await?.outcome {
-                BindOutcome::Created(b) | BindOutcome::AlreadyExists(b) => b,
-                BindOutcome::InProgress { operation } => {
-                    let t = PollTarget::binding(
-                        OperationKind::Bind,
-                        instance,
-                        binding,
-                        &svc.id,
-                        &plan.id,
-                        operation,
-                    );
-                    let deadline = Deadline::from_now(None, plan.max_polling_duration());
-                    if !wait(&poller, t, deadline).await?.is_success() {
-                        return Err(
-                            "bind did not succeed; consider unbinding (orphan mitigation)".into(),
-                        );
-                    }
-                    client
-                        .fetch_binding(
-                            instance,
-                            binding,
-                            Some(&svc.id),
-                            Some(&plan.id),
-                            &CallOptions::new(),
-                        )
-                        .await?
-                        .outcome
-                }
-            };
-            // Printing credentials is what this command is for.
-            let creds = body.credentials.map(|c| c.into_inner()).unwrap_or_default();
-            println!("{}", serde_json::to_string_pretty(&creds)?);
-        }
-        Command::Unbind {
-            instance,
-            binding,
-            target,
-        } => {
-            let (svc, plan) = lookup(&catalog, target)?;
-            let opts = if version >= ApiVersion::V2_14 {
-                CallOptions::new().asynchronous()
-            } else {
-                CallOptions::new()
-            };
-            match client
-                .unbind(instance, binding, &svc.id, &plan.id, &opts)
-                .await?
-                .outcome
-            {
-                DeleteOutcome::Deleted => println!("unbound"),
-                DeleteOutcome::Gone => println!("binding did not exist"),
-                DeleteOutcome::InProgress { operation } => {
-                    let t = PollTarget::binding(
-                        OperationKind::Unbind,
-                        instance,
-                        binding,
-                        &svc.id,
-                        &plan.id,
-                        operation,
-                    );
-                    let o = wait(
-                        &poller,
-                        t,
-                        Deadline::from_now(None, plan.max_polling_duration()),
-                    )
-                    .await?;
-                    println!(
-                        "{}",
-                        if o.is_success() {
-                            "unbound"
-                        } else {
-                            "unbind failed"
-                        }
-                    );
-                }
-            }
-        }
-        Command::Deprovision { instance, target } => {
-            let (svc, plan) = lookup(&catalog, target)?;
-            match client
-                .deprovision(
-                    instance,
-                    &svc.id,
-                    &plan.id,
-                    &CallOptions::new().asynchronous(),
-                )
-                .await?
-                .outcome
-            {
-                DeleteOutcome::Deleted => println!("deprovisioned"),
-                DeleteOutcome::Gone => println!("instance did not exist"),
-                DeleteOutcome::InProgress { operation } => {
-                    let t = PollTarget::instance(
-                        OperationKind::Deprovision,
-                        instance,
-                        &svc.id,
-                        &plan.id,
-                        operation,
-                    );
-                    let o = wait(
-                        &poller,
-                        t,
-                        Deadline::from_now(None, plan.max_polling_duration()),
-                    )
-                    .await?;
-                    println!(
-                        "{}",
-                        if o.is_success() {
-                            "deprovisioned"
-                        } else {
-                            "deprovision failed"
-                        }
-                    );
-                }
-            }
-        }
-    }
     Ok(())
 }

@@ -33,7 +33,7 @@ bindir="$(cd "$bindir" && pwd)"
 export GOMODCACHE="$root/gomod" GOCACHE="$root/gobuild"
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-trimpath -mod=readonly -buildvcs=false"
 
-declare -A VER=([k8s]=v1.36.3 [etcd]=v3.6.14 [dex]=v2.45.1 [crossplane]=v1.20.7 [crossplane-core]=v1.20.7 [crossplane-fpt]=v0.10.9)
+declare -A VER=([k8s]=v1.36.3 [etcd]=v3.6.14 [dex]=v2.45.1 [crossplane]=v1.20.7 [crossplane-core]=v1.20.7 [crossplane-fpt]=v0.10.9 [registry]=v3.1.2 [crane]=v0.22.1)
 
 build_k8s() { # $1 = output dir
   local v="${VER[k8s]}" minor ldf="-s -w" p
@@ -80,6 +80,18 @@ build_crossplane_fpt() {
     cp "$(go list -m -f '{{.Dir}}' github.com/crossplane-contrib/function-patch-and-transform)"/package/input/*.yaml \
       "$1/function-patch-and-transform-crds/" &&
     chmod -R u+w "$1/function-patch-and-transform-crds")
+}
+
+build_registry() {
+  # the CNCF Distribution registry (`registry serve <config.yml>`): a local OCI registry for the
+  # image and Crossplane package tests; its version string is what `registry --version` prints
+  (cd "$here/registry" && go build \
+    -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=${VER[registry]}" \
+    -o "$1/registry" github.com/distribution/distribution/v3/cmd/registry)
+}
+build_crane() {
+  # go-containerregistry's crane: builds, pushes and inspects OCI images without a container engine
+  (cd "$here/crane" && go build -ldflags "-s -w" -o "$1/crane" github.com/google/go-containerregistry/cmd/crane)
 }
 
 components=("$@")

@@ -62,8 +62,16 @@ impl Context {
     }
 
     /// The organization and space GUIDs a provision request must carry (spec 9.2), synthesised
-    /// from this context: CF `organization_guid`/`space_guid`, Kubernetes
-    /// `clusterid`/`namespace`.
+    /// from this context: Cloud Foundry `organization_guid`/`space_guid`; Kubernetes
+    /// `clusterid` as `organization_guid` and `namespace` as `space_guid` (the mapping
+    /// Kubernetes platforms such as the Service Catalog used). Used by
+    /// [`crate::ProvisionRequest::effective_guids`] when the request sets no GUIDs.
+    ///
+    /// ```
+    /// use klutch_osb::Context;
+    /// let k = Context::kubernetes("team-a", "cluster-1");
+    /// assert_eq!(k.guids(), Some(("cluster-1".into(), "team-a".into())));
+    /// ```
     pub fn guids(&self) -> Option<(String, String)> {
         let pick = |a: &str, b: &str| {
             Some((self.get_str(a)?.to_owned(), self.get_str(b)?.to_owned()))

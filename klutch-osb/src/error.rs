@@ -37,8 +37,23 @@ pub enum Error {
         reason: String,
     },
     /// A catalog or API-version gate forbids the request (spec 3.1, 4.2); nothing was sent.
+    /// The gate's message is part of this error's message, so the gate is not also its
+    /// `source()` (a chain printer would show it twice).
     #[error("OSB request not sent: {0}")]
-    Gate(#[from] Gate),
+    Gate(Gate),
+    /// The broker accepted an operation of a polling-mode call (`Poller::*_and_wait`) and a
+    /// later step failed (polling stopped with an error or was cancelled, or the credentials of
+    /// a finished asynchronous bind could not be fetched). Requests went out, so this is never
+    /// "not sent": [`crate::OmResult::from_error`] reads a failed fetch after a bind as
+    /// [`crate::OmResult::PlatformFailureAfterCreate`] (orphan mitigation: unbind).
+    #[error("the service broker accepted the request, then {step} failed")]
+    AfterAccepted {
+        /// The step that failed.
+        step: AcceptedStep,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
     /// The connection could not be established; the request was certainly not delivered.
     #[error("could not connect to the service broker")]
     Connect {
@@ -91,13 +106,54 @@ pub enum Error {
     Cancelled,
 }
 
+/// The step of a polling-mode call that failed after the broker accepted the operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AcceptedStep {
+    /// Polling last_operation (stopped by an error answer or by cancellation); the operation
+    /// may still be running: poll again with the reply's poll target.
+    Polling,
+    /// Fetching the credentials of a binding created asynchronously: the binding exists.
+    FetchBinding,
+}
+
+impl fmt::Display for AcceptedStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AcceptedStep::Polling => "polling its last_operation",
+            AcceptedStep::FetchBinding => "fetching the created binding",
+        })
+    }
+}
+
+impl From<Gate> for Error {
+    fn from(g: Gate) -> Self {
+        Error::Gate(g)
+    }
+}
+
 impl Error {
-    /// The broker error, when this is an HTTP error status.
+    /// The broker error, when this is an HTTP error status (also inside
+    /// [`Error::AfterAccepted`]).
     pub fn broker(&self) -> Option<&BrokerError> {
         match self {
             Error::Broker(b) => Some(b),
+            Error::AfterAccepted { source, .. } => source.broker(),
             _ => None,
         }
+    }
+
+    /// False only when the request certainly did not reach the broker (a gate, an invalid
+    /// request or configuration, a failed connect, a cancellation before sending).
+    pub fn may_have_been_sent(&self) -> bool {
+        !matches!(
+            self,
+            Error::Gate(_)
+                | Error::Config { .. }
+                | Error::InvalidRequest { .. }
+                | Error::Connect { .. }
+                | Error::Cancelled
+        )
     }
 
     /// The HTTP status, when the broker answered at all.
@@ -105,6 +161,7 @@ impl Error {
         match self {
             Error::Broker(b) => Some(b.status.as_u16()),
             Error::Decode { status, .. } | Error::Protocol { status, .. } => Some(*status),
+            Error::AfterAccepted { source, .. } => source.status(),
             _ => None,
         }
     }

@@ -12,29 +12,47 @@
 //! * One error type ([`Error`]) classifying broker answers by status and `error` code.
 //! * Version gates ([`ApiVersion`], [`Feature`]), typed originating identity
 //!   ([`OriginatingIdentity`]) and automatic request identity.
-//! * A cancellable, deadline-aware poller honouring `Retry-After` ([`Poller`]).
+//! * A cancellable, deadline-aware poller honouring `Retry-After` ([`Poller`]); every reply
+//!   to an operation that started asynchronously carries its [`PollTarget`].
 //! * Orphan mitigation as a pure decision ([`orphan_mitigation`]).
 //! * With the `testing` feature: an in-process fake broker (`testing::FakeBroker`).
 //!
 //! The normative description is `spec/osb-a9s.md` of the klutch project.
 //!
+//! # Embedding: TLS
+//!
+//! The crate's own HTTP clients carry an explicit rustls configuration on the `ring` provider
+//! ([`tls::client_config`]); nothing needs a process-wide `CryptoProvider` and the crate
+//! installs none. It enables reqwest's `rustls-no-provider` feature and rustls' `ring`. A
+//! host's own `reqwest::Client` keeps working with reqwest's default features (aws-lc-rs),
+//! with `native-tls`, or with `rustls-no-provider` as before. A host whose reqwest has **no**
+//! TLS feature gets rustls as its default backend without a provider, and
+//! `reqwest::Client::new()` panics: enable a TLS feature (reqwest's default does) or build
+//! that client with `tls_backend_preconfigured(klutch_osb::tls::client_config(None, false,
+//! None)?)`. The crate's `docs/osb.md` explains why the crate does not add a fallback provider.
+//!
 //! ```no_run
-//! use klutch_osb::{CallOptions, Client, Context, Deadline, OperationKind, PollTarget, Poller, ProvisionOutcome, ProvisionRequest};
+//! use klutch_osb::{CallOptions, Client, Context, Deadline, Poller, ProvisionRequest};
 //!
 //! # async fn run() -> klutch_osb::Result<()> {
 //! let client = Client::builder("https://broker.example.com").basic_auth("admin", "secret").build()?;
 //! let catalog = client.catalog().await?.outcome;
+//! // From now on every call checks the catalog's gates (bindable, *_retrievable, ...).
+//! client.set_catalog(catalog.clone());
 //! let (service, plan) = catalog.plan_by_name("postgresql", "small").expect("plan exists");
 //! let req = ProvisionRequest::new(&service.id, &plan.id).context(Context::kubernetes("team-a", "cluster-1"));
-//! let opts = CallOptions::new().asynchronous().catalog_entry(service, plan);
-//! if let ProvisionOutcome::InProgress(op) = client.provision("instance-1", &req, &opts).await?.outcome {
-//!     let target = PollTarget::instance(OperationKind::Provision, "instance-1", &service.id, &plan.id, op.operation);
+//! let reply = client.provision("instance-1", &req, &CallOptions::new().asynchronous()).await?;
+//! // A 202 reply says how to poll it.
+//! if let Some(target) = reply.poll_target {
 //!     let deadline = Deadline::from_now(None, plan.max_polling_duration());
 //!     let done = Poller::new(client.clone()).wait(&target, deadline, None).await?;
 //!     println!("provision finished: {:?}", done.outcome);
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! `examples/osb.rs` shows the whole lifecycle with the polling-mode calls
+//! (`Poller::provision_and_wait` and friends) and orphan mitigation.
 
 pub mod catalog;
 pub mod client;
@@ -47,6 +65,7 @@ pub mod orphan;
 pub mod outcome;
 pub mod parse;
 pub mod poll;
+pub mod target;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
@@ -57,7 +76,9 @@ pub use client::{
     Auth, CallOptions, Client, ClientBuilder, LastOperationQuery, LastOperationReply, Strictness,
 };
 pub use context::Context;
-pub use error::{BrokerError, Error, ErrorCode, ErrorKind, Gate, ProtocolViolation, Result};
+pub use error::{
+    AcceptedStep, BrokerError, Error, ErrorCode, ErrorKind, Gate, ProtocolViolation, Result,
+};
 pub use identity::{OriginatingIdentity, RequestIdentity};
 pub use model::{
     BindRequest, BindResource, BindingBody, BindingMetadata, Credentials, Endpoint, InstanceBody,

@@ -63,6 +63,32 @@ impl ProvisionRequest {
         self
     }
 
+    /// The `organization_guid` and `space_guid` this request is sent with: the ones set with
+    /// [`Self::guids`], else those of the context ([`Context::guids`]: Cloud Foundry
+    /// `organization_guid`/`space_guid`; Kubernetes `clusterid` → `organization_guid` and
+    /// `namespace` → `space_guid`). `None` when neither gives both (the request is then
+    /// rejected before sending).
+    ///
+    /// ```
+    /// use klutch_osb::{Context, ProvisionRequest};
+    /// let req = ProvisionRequest::new("s", "p").context(Context::kubernetes("team-a", "cluster-1"));
+    /// assert_eq!(req.effective_guids(), Some(("cluster-1".into(), "team-a".into())));
+    /// ```
+    pub fn effective_guids(&self) -> Option<(String, String)> {
+        let from_context = self.context.as_ref().and_then(Context::guids);
+        let org = self
+            .organization_guid
+            .clone()
+            .or_else(|| from_context.as_ref().map(|g| g.0.clone()))
+            .filter(|s| !s.is_empty())?;
+        let space = self
+            .space_guid
+            .clone()
+            .or_else(|| from_context.map(|g| g.1))
+            .filter(|s| !s.is_empty())?;
+        Some((org, space))
+    }
+
     /// Adds one parameter.
     pub fn parameter(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.parameters

@@ -1,7 +1,7 @@
 //! Orphan mitigation (spec 8): a pure decision function over the v2.17 table that says when a
 //! failed provision/bind (or deprovision/unbind) must be followed by a deprovision/unbind.
 
-use crate::error::{Error, ErrorCode, ErrorKind};
+use crate::error::{AcceptedStep, Error, ErrorCode, ErrorKind};
 use crate::poll::PollOutcome;
 
 /// The request whose result is judged.
@@ -61,6 +61,13 @@ impl OmResult {
             Error::Timeout { .. } => OmResult::Timeout,
             // A transport failure after sending (reset, broken body) leaves delivery unknown.
             Error::Transport { .. } => OmResult::Timeout,
+            // The create finished at the broker; the platform could not complete its side.
+            Error::AfterAccepted {
+                step: AcceptedStep::FetchBinding,
+                ..
+            } => OmResult::PlatformFailureAfterCreate,
+            // The 202 was a success; the operation's end is not known yet: poll again.
+            Error::AfterAccepted { .. } => OmResult::Success { status: 202 },
             Error::Connect { .. }
             | Error::Config { .. }
             | Error::InvalidRequest { .. }
@@ -390,6 +397,27 @@ mod tests {
                 code: Some(ErrorCode::ConcurrencyError),
                 instance_usable: true
             }
+        );
+        // After the broker accepted the operation nothing is "not sent".
+        let gate = Error::from(crate::Gate::NotRetrievable);
+        assert_eq!(OmResult::from_error(&gate), OmResult::NotSent);
+        assert!(!gate.may_have_been_sent());
+        let fetch = Error::AfterAccepted {
+            step: AcceptedStep::FetchBinding,
+            source: Box::new(gate),
+        };
+        assert!(fetch.may_have_been_sent());
+        assert_eq!(
+            orphan_mitigation(Bind, &OmResult::from_error(&fetch), OmPolicy::default()),
+            M::Unbind
+        );
+        let polling = Error::AfterAccepted {
+            step: AcceptedStep::Polling,
+            source: Box::new(Error::Cancelled),
+        };
+        assert_eq!(
+            OmResult::from_error(&polling),
+            OmResult::Success { status: 202 }
         );
     }
 }

@@ -5,6 +5,7 @@ use http::StatusCode;
 
 use crate::error::ProtocolViolation;
 use crate::model::{BindingBody, InstanceMetadata, OperationKey};
+use crate::target::PollTarget;
 
 /// An operation's outcome plus response metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,12 +18,25 @@ pub struct Reply<T> {
     pub request_identity: Option<String>,
     /// Spec violations tolerated in `Lenient` mode.
     pub violations: Vec<ProtocolViolation>,
+    /// When the operation started asynchronously (202): everything needed to poll it (kind,
+    /// ids, `service_id`, the plan to send, `operation`), ready for [`crate::Poller::wait`].
+    /// Persist it together with the time of the 202 to resume polling after a restart.
+    pub poll_target: Option<PollTarget>,
 }
 
 impl<T> Reply<T> {
     /// Drops the metadata.
     pub fn into_outcome(self) -> T {
         self.outcome
+    }
+
+    /// Sets [`Self::poll_target`] from the outcome (`None` when it finished synchronously).
+    pub(crate) fn with_poll_target(
+        mut self,
+        target: impl FnOnce(&T) -> Option<PollTarget>,
+    ) -> Self {
+        self.poll_target = target(&self.outcome);
+        self
     }
 }
 
@@ -101,6 +115,15 @@ pub enum BindOutcome {
 }
 
 impl ProvisionOutcome {
+    /// The dashboard URL, whichever the outcome.
+    pub fn dashboard_url(&self) -> Option<&str> {
+        match self {
+            ProvisionOutcome::Created { dashboard_url, .. }
+            | ProvisionOutcome::AlreadyExists { dashboard_url, .. } => dashboard_url.as_deref(),
+            ProvisionOutcome::InProgress(op) => op.dashboard_url.as_deref(),
+        }
+    }
+
     /// The operation to poll, when in progress.
     pub fn in_progress(&self) -> Option<&AsyncOperation> {
         match self {
@@ -110,7 +133,37 @@ impl ProvisionOutcome {
     }
 }
 
+impl UpdateOutcome {
+    /// The operation to poll, when in progress.
+    pub fn in_progress(&self) -> Option<&AsyncOperation> {
+        match self {
+            UpdateOutcome::InProgress(op) => Some(op),
+            UpdateOutcome::Updated { .. } => None,
+        }
+    }
+}
+
+impl DeleteOutcome {
+    /// The operation key to poll with (`Some(None)` when the broker sent no key), when in
+    /// progress.
+    pub fn in_progress(&self) -> Option<Option<&OperationKey>> {
+        match self {
+            DeleteOutcome::InProgress { operation } => Some(operation.as_ref()),
+            _ => None,
+        }
+    }
+}
+
 impl BindOutcome {
+    /// The operation key to poll with (`Some(None)` when the broker sent no key), when in
+    /// progress.
+    pub fn in_progress(&self) -> Option<Option<&OperationKey>> {
+        match self {
+            BindOutcome::InProgress { operation } => Some(operation.as_ref()),
+            _ => None,
+        }
+    }
+
     /// The binding, when it was completed synchronously.
     pub fn binding(&self) -> Option<&BindingBody> {
         match self {

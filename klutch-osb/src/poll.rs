@@ -5,87 +5,11 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{CallOptions, Client, LastOperationQuery};
-use crate::error::{Error, Result};
-use crate::model::{OperationKey, OperationState};
+use crate::client::{CallOptions, Client};
+use crate::error::{AcceptedStep, Error, Result};
+use crate::model::OperationState;
 use crate::parse;
-
-/// The kind of operation being polled; decides what 410 and 404 mean (spec 7.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OperationKind {
-    /// Provision (instance).
-    Provision,
-    /// Update (instance).
-    Update,
-    /// Deprovision (instance).
-    Deprovision,
-    /// Bind or rotate (binding).
-    Bind,
-    /// Unbind (binding).
-    Unbind,
-}
-
-impl OperationKind {
-    /// True for deprovision and unbind.
-    pub fn is_delete(self) -> bool {
-        matches!(self, OperationKind::Deprovision | OperationKind::Unbind)
-    }
-
-    /// True for bind and unbind.
-    pub fn is_binding(self) -> bool {
-        matches!(self, OperationKind::Bind | OperationKind::Unbind)
-    }
-}
-
-/// What to poll.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PollTarget {
-    /// The operation kind.
-    pub kind: OperationKind,
-    /// The instance id.
-    pub instance_id: String,
-    /// The binding id (bind/unbind).
-    pub binding_id: Option<String>,
-    /// `service_id`, `plan_id` (after a plan change: the previous plan) and `operation`.
-    pub query: LastOperationQuery,
-}
-
-impl PollTarget {
-    /// An instance operation (provision, update, deprovision).
-    pub fn instance(
-        kind: OperationKind,
-        instance_id: impl Into<String>,
-        service_id: impl Into<String>,
-        plan_id: impl Into<String>,
-        operation: Option<OperationKey>,
-    ) -> Self {
-        PollTarget {
-            kind,
-            instance_id: instance_id.into(),
-            binding_id: None,
-            query: LastOperationQuery {
-                service_id: Some(service_id.into()),
-                plan_id: Some(plan_id.into()),
-                operation,
-            },
-        }
-    }
-
-    /// A binding operation (bind, unbind).
-    pub fn binding(
-        kind: OperationKind,
-        instance_id: impl Into<String>,
-        binding_id: impl Into<String>,
-        service_id: impl Into<String>,
-        plan_id: impl Into<String>,
-        operation: Option<OperationKey>,
-    ) -> Self {
-        PollTarget {
-            binding_id: Some(binding_id.into()),
-            ..PollTarget::instance(kind, instance_id, service_id, plan_id, operation)
-        }
-    }
-}
+pub use crate::target::{OperationKind, PollTarget};
 
 /// The interpretation of one poll (spec 7.4).
 #[derive(Debug, Clone, PartialEq)]
@@ -490,14 +414,26 @@ pub enum Completion<T> {
     Unsuccessful(PollOutcome),
 }
 
+/// An error of a step after the broker accepted the operation (never "not sent").
+fn accepted(step: AcceptedStep) -> impl FnOnce(Error) -> Error {
+    move |e| Error::AfterAccepted {
+        step,
+        source: Box::new(e),
+    }
+}
+
 impl Poller {
+    /// Polls an accepted operation to its end: `None` on success, else the terminal outcome.
     async fn finish(
         &self,
-        target: PollTarget,
+        target: &PollTarget,
         deadline: Deadline,
         cancel: Option<&CancellationToken>,
     ) -> Result<Option<PollOutcome>> {
-        let r = self.wait(&target, deadline, cancel).await?;
+        let r = self
+            .wait(target, deadline, cancel)
+            .await
+            .map_err(accepted(AcceptedStep::Polling))?;
         Ok(if r.outcome.is_success() {
             None
         } else {
@@ -506,7 +442,8 @@ impl Poller {
     }
 
     /// Polling mode for provision: sends with `accepts_incomplete=true` and, on 202, polls
-    /// until the end. `deadline.limit`/`plan_max` bound the polling.
+    /// until the end. `deadline.limit`/`plan_max` bound the polling. A provision that finished
+    /// asynchronously is `Done(Created { .. })` with the dashboard URL and metadata of the 202.
     ///
     /// ```no_run
     /// # async fn run(client: klutch_osb::Client) -> klutch_osb::Result<()> {
@@ -531,29 +468,57 @@ impl Poller {
             accepts_incomplete: true,
             ..opts.clone()
         };
-        let outcome = self
-            .client
-            .provision(instance_id, req, &opts)
-            .await?
-            .outcome;
-        let Some(op) = outcome.in_progress() else {
-            return Ok(Completion::Done(outcome));
+        let reply = self.client.provision(instance_id, req, &opts).await?;
+        let (crate::ProvisionOutcome::InProgress(op), Some(target)) =
+            (&reply.outcome, &reply.poll_target)
+        else {
+            return Ok(Completion::Done(reply.outcome));
         };
-        let t = PollTarget::instance(
-            OperationKind::Provision,
-            instance_id,
-            &req.service_id,
-            &req.plan_id,
-            op.operation.clone(),
-        );
-        Ok(match self.finish(t, deadline, cancel).await? {
-            None => Completion::Done(outcome),
+        Ok(match self.finish(target, deadline, cancel).await? {
+            None => Completion::Done(crate::ProvisionOutcome::Created {
+                dashboard_url: op.dashboard_url.clone(),
+                metadata: op.metadata.clone(),
+            }),
             Some(o) => Completion::Unsuccessful(o),
         })
     }
 
-    /// Polling mode for bind: on 202 polls until the end, then fetches the binding (the
-    /// credentials) with fetch binding.
+    /// Polling mode for update: sends with `accepts_incomplete=true` and, on 202, polls until
+    /// the end (with the previous plan id: set `previous_values.plan_id` on a plan change, see
+    /// [`crate::Reply::poll_target`]). A finished asynchronous update is
+    /// `Done(Updated { .. })` with the dashboard URL and metadata of the 202.
+    pub async fn update_and_wait(
+        &self,
+        instance_id: &str,
+        req: &crate::UpdateRequest,
+        opts: &CallOptions<'_>,
+        deadline: Deadline,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Completion<crate::UpdateOutcome>> {
+        let opts = CallOptions {
+            accepts_incomplete: true,
+            ..opts.clone()
+        };
+        let reply = self.client.update(instance_id, req, &opts).await?;
+        let (crate::UpdateOutcome::InProgress(op), Some(target)) =
+            (&reply.outcome, &reply.poll_target)
+        else {
+            return Ok(Completion::Done(reply.outcome));
+        };
+        Ok(match self.finish(target, deadline, cancel).await? {
+            None => Completion::Done(crate::UpdateOutcome::Updated {
+                dashboard_url: op.dashboard_url.clone(),
+                metadata: op.metadata.clone(),
+            }),
+            Some(o) => Completion::Unsuccessful(o),
+        })
+    }
+
+    /// Polling mode for bind: asks for asynchronous completion when the API version has it and
+    /// the service declares `bindings_retrievable` (else binds synchronously, see
+    /// [`Client::bind`]); on 202 polls until the end, then fetches the binding (the
+    /// credentials) with fetch binding. An error after the broker accepted the bind is
+    /// [`Error::AfterAccepted`], never "not sent".
     pub async fn bind_and_wait(
         &self,
         instance_id: &str,
@@ -571,26 +536,26 @@ impl Poller {
             accepts_incomplete: async_ok,
             ..opts.clone()
         };
-        let operation = match self
+        let reply = self
             .client
             .bind(instance_id, binding_id, req, &opts)
-            .await?
-            .outcome
-        {
-            crate::BindOutcome::Created(b) | crate::BindOutcome::AlreadyExists(b) => {
+            .await?;
+        let target = match (reply.outcome, reply.poll_target) {
+            (crate::BindOutcome::Created(b) | crate::BindOutcome::AlreadyExists(b), _) => {
                 return Ok(Completion::Done(b));
             }
-            crate::BindOutcome::InProgress { operation } => operation,
+            (crate::BindOutcome::InProgress { operation }, target) => target.unwrap_or_else(|| {
+                PollTarget::binding(
+                    OperationKind::Bind,
+                    instance_id,
+                    binding_id,
+                    &req.service_id,
+                    &req.plan_id,
+                    operation,
+                )
+            }),
         };
-        let t = PollTarget::binding(
-            OperationKind::Bind,
-            instance_id,
-            binding_id,
-            &req.service_id,
-            &req.plan_id,
-            operation,
-        );
-        if let Some(o) = self.finish(t, deadline, cancel).await? {
+        if let Some(o) = self.finish(&target, deadline, cancel).await? {
             return Ok(Completion::Unsuccessful(o));
         }
         let fetch = CallOptions {
@@ -606,7 +571,8 @@ impl Poller {
                 Some(&req.plan_id),
                 &fetch,
             )
-            .await?;
+            .await
+            .map_err(accepted(AcceptedStep::FetchBinding))?;
         Ok(Completion::Done(b.outcome))
     }
 
@@ -624,22 +590,11 @@ impl Poller {
             accepts_incomplete: true,
             ..opts.clone()
         };
-        let outcome = self
+        let reply = self
             .client
             .deprovision(instance_id, service_id, plan_id, &opts)
-            .await?
-            .outcome;
-        let crate::DeleteOutcome::InProgress { operation } = outcome else {
-            return Ok(Completion::Done(outcome));
-        };
-        let t = PollTarget::instance(
-            OperationKind::Deprovision,
-            instance_id,
-            service_id,
-            plan_id,
-            operation,
-        );
-        self.delete_done(t, deadline, cancel).await
+            .await?;
+        self.delete_done(reply, deadline, cancel).await
     }
 
     /// Polling mode for unbind: `Done(Deleted | Gone)` once the binding is gone.
@@ -662,32 +617,26 @@ impl Poller {
             accepts_incomplete: async_ok,
             ..opts.clone()
         };
-        let outcome = self
+        let reply = self
             .client
             .unbind(instance_id, binding_id, service_id, plan_id, &opts)
-            .await?
-            .outcome;
-        let crate::DeleteOutcome::InProgress { operation } = outcome else {
-            return Ok(Completion::Done(outcome));
-        };
-        let t = PollTarget::binding(
-            OperationKind::Unbind,
-            instance_id,
-            binding_id,
-            service_id,
-            plan_id,
-            operation,
-        );
-        self.delete_done(t, deadline, cancel).await
+            .await?;
+        self.delete_done(reply, deadline, cancel).await
     }
 
     async fn delete_done(
         &self,
-        t: PollTarget,
+        reply: crate::Reply<crate::DeleteOutcome>,
         deadline: Deadline,
         cancel: Option<&CancellationToken>,
     ) -> Result<Completion<crate::DeleteOutcome>> {
-        let r = self.wait(&t, deadline, cancel).await?;
+        let Some(t) = reply.poll_target else {
+            return Ok(Completion::Done(reply.outcome));
+        };
+        let r = self
+            .wait(&t, deadline, cancel)
+            .await
+            .map_err(accepted(AcceptedStep::Polling))?;
         Ok(match r.outcome {
             PollOutcome::Succeeded { .. } => Completion::Done(crate::DeleteOutcome::Deleted),
             PollOutcome::Gone => Completion::Done(crate::DeleteOutcome::Gone),

@@ -702,9 +702,40 @@ async fn polling_mode_helpers() {
         .provision_and_wait("i", &prov(SMALL), &o, d(), None)
         .await
         .unwrap();
+    // A finished asynchronous provision says finished, with the 202's dashboard URL.
     assert!(
-        matches!(r, Completion::Done(ProvisionOutcome::InProgress(_))),
+        matches!(
+            r,
+            Completion::Done(ProvisionOutcome::Created {
+                dashboard_url: Some(_),
+                ..
+            })
+        ),
         "{r:?}"
+    );
+    // A plan change, polled with the previous plan, says finished.
+    let change = UpdateRequest::new(SVC)
+        .plan(LARGE)
+        .previous_values(klutch_osb::PreviousValues {
+            plan_id: Some(SMALL.into()),
+            ..Default::default()
+        });
+    let r = p
+        .update_and_wait("i", &change, &o, d(), None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, Completion::Done(UpdateOutcome::Updated { .. })),
+        "{r:?}"
+    );
+    let polls: Vec<_> = b
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == Route::InstanceLastOperation)
+        .collect();
+    assert_eq!(
+        polls.last().and_then(|r| r.query_param("plan_id")),
+        Some(SMALL)
     );
     let Completion::Done(binding) = p
         .bind_and_wait("i", "b", &BindRequest::new(SVC, SMALL), &o, d(), None)

@@ -5,15 +5,15 @@ mod common;
 use std::time::{Duration, Instant};
 
 use klutch_osb::{
-    ApiVersion, BindOutcome, BindRequest, CallOptions, Client, DeleteOutcome, Error, ErrorCode,
-    ErrorKind, Gate, LastOperationQuery, OperationKey, OperationKind, PollConfig, PollOutcome,
-    PollTarget, Poller, ProtocolViolation, ProvisionOutcome, ProvisionRequest, Strictness,
-    UpdateOutcome, UpdateRequest,
+    ApiVersion, BindOutcome, BindRequest, CallOptions, Client, Deadline, DeleteOutcome, Error,
+    ErrorCode, ErrorKind, Gate, LastOperationQuery, OperationKey, OperationKind, PollConfig,
+    PollOutcome, PollTarget, Poller, ProtocolViolation, ProvisionOutcome, ProvisionRequest,
+    Strictness, UpdateOutcome, UpdateRequest,
 };
 use wiremock::matchers::{any, method, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::{client, server};
+use common::{client, last, server};
 
 fn test_catalog() -> klutch_osb::Catalog {
     serde_json::from_str(
@@ -542,6 +542,76 @@ async fn catalog_gates() {
         s.received_requests().await.unwrap().is_empty(),
         "gates send nothing"
     );
+    // A client given the catalog applies the same gates without a catalog entry.
+    let given = Client::builder(s.uri())
+        .catalog(catalog.clone())
+        .build()
+        .unwrap();
+    let none = CallOptions::new();
+    let (sid, pid) = (svc.id.as_str(), small.id.as_str());
+    assert_eq!(
+        gated(
+            given
+                .bind("i", "b", &BindRequest::new(sid, pid), &none)
+                .await
+                .map(|_| ())
+        ),
+        Gate::NotBindable
+    );
+    assert_eq!(
+        gated(
+            given
+                .fetch_instance("i", Some(sid), None, &none)
+                .await
+                .map(|_| ())
+        ),
+        Gate::NotRetrievable
+    );
+    assert_eq!(
+        gated(
+            given
+                .fetch_binding("i", "b", Some(sid), Some(pid), &none)
+                .await
+                .map(|_| ())
+        ),
+        Gate::NotRetrievable
+    );
+    let change = UpdateRequest::new(sid)
+        .plan(large.id.as_str())
+        .previous_values(klutch_osb::PreviousValues {
+            plan_id: Some(pid.to_owned()),
+            ..Default::default()
+        });
+    assert_eq!(
+        gated(given.update("i", &change, &none).await.map(|_| ())),
+        Gate::PlanNotUpdateable
+    );
+    let ctx_only = UpdateRequest::new(sid).context(klutch_osb::Context::kubernetes("n", "c"));
+    assert_eq!(
+        gated(given.update("i", &ctx_only, &none).await.map(|_| ())),
+        Gate::ContextUpdatesNotAllowed
+    );
+    assert!(
+        s.received_requests().await.unwrap().is_empty(),
+        "gates send nothing"
+    );
+    // The gate's message appears once in the error chain.
+    let e = given
+        .bind("i", "b", &BindRequest::new(sid, pid), &none)
+        .await
+        .unwrap_err();
+    let mut chain = vec![e.to_string()];
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        chain.push(s.to_string());
+        src = s.source();
+    }
+    let text = chain.join(": ");
+    assert_eq!(
+        text.matches(&Gate::NotBindable.to_string()).count(),
+        1,
+        "{text}"
+    );
     // Parameter-only updates are always allowed; overrides and rotatable plans pass.
     c.update("i", &UpdateRequest::new("s").parameter("a", 1), &o)
         .await
@@ -937,7 +1007,11 @@ async fn catalog_cache_revalidates_with_etag_and_last_modified() {
         .unwrap();
     assert_eq!(c.catalog().await.unwrap().outcome.services.len(), 1);
     let r = c.catalog().await.unwrap();
-    assert_eq!(r.status.as_u16(), 304);
+    assert_eq!(
+        r.status.as_u16(),
+        200,
+        "the revalidation is the cache's business"
+    );
     assert_eq!(r.outcome.services[0].id, "s");
     let reqs = s.received_requests().await.unwrap();
     assert!(reqs[0].headers.get("if-none-match").is_none());
@@ -1059,5 +1133,82 @@ async fn real_broker_quirks() {
     assert_eq!(
         e.code(),
         Some(&ErrorCode::Other("InstanceLimitError".into()))
+    );
+}
+
+#[tokio::test]
+async fn replies_carry_their_poll_target() {
+    let s = server(202, r#"{"operation": "op+1"}"#).await;
+    let c = client(&s, ApiVersion::V2_17);
+    let a = CallOptions::new().asynchronous();
+    let req = ProvisionRequest::new("svc", "small").guids("org", "space");
+    let t = c
+        .provision("i", &req, &a)
+        .await
+        .unwrap()
+        .poll_target
+        .unwrap();
+    assert_eq!(
+        t,
+        PollTarget::instance(
+            OperationKind::Provision,
+            "i",
+            "svc",
+            "small",
+            Some(klutch_osb::OperationKey("op+1".into()))
+        )
+    );
+    // After a plan change the previous plan is polled with (spec 7.1).
+    let change =
+        UpdateRequest::new("svc")
+            .plan("large")
+            .previous_values(klutch_osb::PreviousValues {
+                plan_id: Some("small".into()),
+                ..Default::default()
+            });
+    let t = c
+        .update("i", &change, &a)
+        .await
+        .unwrap()
+        .poll_target
+        .unwrap();
+    assert_eq!(t.kind, OperationKind::Update);
+    assert_eq!(t.query.plan_id.as_deref(), Some("small"));
+    // Without the previous plan, no plan id rather than the new one.
+    let t = c
+        .update("i", &UpdateRequest::new("svc").plan("large"), &a)
+        .await
+        .unwrap()
+        .poll_target
+        .unwrap();
+    assert_eq!(t.query.plan_id, None);
+    let t = c
+        .deprovision("i", "svc", "small", &a)
+        .await
+        .unwrap()
+        .poll_target
+        .unwrap();
+    assert_eq!(t.kind, OperationKind::Deprovision);
+    let t = c
+        .unbind("i", "b", "svc", "small", &a)
+        .await
+        .unwrap()
+        .poll_target
+        .unwrap();
+    assert_eq!(
+        (t.kind, t.binding_id.as_deref()),
+        (OperationKind::Unbind, Some("b"))
+    );
+    // The target polls the right resource.
+    let s = server(200, r#"{"state": "succeeded"}"#).await;
+    let c = client(&s, ApiVersion::V2_17);
+    let w = Poller::new(c)
+        .wait(&t, Deadline::none(), None)
+        .await
+        .unwrap();
+    assert_eq!(w.outcome, PollOutcome::Succeeded { description: None });
+    assert_eq!(
+        last(&s).await.url.path(),
+        "/v2/service_instances/i/service_bindings/b/last_operation"
     );
 }

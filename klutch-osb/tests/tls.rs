@@ -1,83 +1,10 @@
 //! TLS with a custom CA bundle, in a process that never installs a global rustls
 //! CryptoProvider (this test binary does not): the client must bring its own ring provider.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::Arc;
+mod common;
 
+use common::tls::{pki, pki_for, serve};
 use klutch_osb::{Client, Error};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-
-struct Pki {
-    ca_pem: String,
-    leaf_der: rustls::pki_types::CertificateDer<'static>,
-    leaf_key: Vec<u8>,
-}
-
-fn pki() -> Pki {
-    pki_for(&["localhost", "127.0.0.1"])
-}
-
-fn pki_for(names: &[&str]) -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    Pki {
-        ca_pem: ca.pem(),
-        leaf_der: leaf.der().clone(),
-        leaf_key: leaf_key.serialize_der(),
-    }
-}
-
-/// A one-thread HTTPS server answering every request with an empty catalog.
-fn serve(p: &Pki) -> u16 {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![p.leaf_der.clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(p.leaf_key.clone())),
-            )
-            .unwrap(),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
-                continue;
-            };
-            let mut tls = rustls::StreamOwned::new(conn, stream);
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 1024];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                match tls.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            let body = r#"{"services":[]}"#;
-            let _ = write!(
-                tls,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tls.flush();
-            tls.conn.send_close_notify();
-            let _ = tls.flush();
-        }
-    });
-    port
-}
 
 #[tokio::test]
 async fn custom_ca_bundle_without_a_global_crypto_provider() {

@@ -504,6 +504,18 @@ async fn watch_survives_an_apiserver_restart_and_data_persists() {
     // A graceful stop and start works as well.
     cluster.restart().await.expect("graceful restart");
     assert_eq!(cms.get("after").await.unwrap().data.unwrap()["value"], "2");
+
+    // A crash of the whole control plane: the apiserver and etcd killed with SIGKILL, both
+    // started again on the same data and ports.
+    cluster.kill_apiserver();
+    env.kill_etcd();
+    assert!(!env.pids().is_empty(), "the controller manager still runs");
+    let etcd_url = env.etcd_url().to_owned();
+    env.start_etcd().await.expect("start etcd again");
+    assert_eq!(env.etcd_url(), etcd_url, "same etcd port");
+    cluster.start().await.expect("start the apiserver again");
+    assert_eq!(cms.get("before").await.unwrap().data.unwrap()["value"], "1");
+    assert_eq!(cms.get("after").await.unwrap().data.unwrap()["value"], "2");
 }
 
 #[tokio::test]

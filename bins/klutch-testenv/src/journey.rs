@@ -204,48 +204,27 @@ impl Default for JourneyConfig {
 
 /// The plural names of every claim kind of the configuration package.
 pub fn all_claim_plurals() -> Vec<String> {
-    claim_crds()
-        .map(|crds| crds.iter().map(|c| c.spec.names.plural.clone()).collect())
-        .unwrap_or_default()
+    claim_resources().into_iter().map(|r| r.plural).collect()
 }
 
-/// The claim CRDs Crossplane derives from the package's XRDs (for names and plurals).
-fn claim_crds() -> Result<Vec<CustomResourceDefinition>> {
-    let xrds = klutch_a9s::claims::package::xrds().map_err(part("build the XRDs"))?;
-    xrds.iter()
-        .map(|x| {
-            let names = &x["spec"]["claimNames"];
-            let group = x["spec"]["group"].as_str().unwrap_or_default();
-            let plural = names["plural"].as_str().unwrap_or_default();
-            serde_json::from_value(json!({
-                "metadata": { "name": format!("{plural}.{group}") },
-                "spec": {
-                    "group": group,
-                    "names": { "kind": names["kind"], "plural": plural },
-                    "scope": "Namespaced",
-                    "versions": [],
-                },
-            }))
-            .map_err(part("read an XRD's claim names"))
-        })
-        .collect()
-}
-
-/// The `ApiResource`s of every claim kind (`anynines.com/v1`).
+/// The `ApiResource`s of every claim kind (`anynines.com/v1`), from the package's XRDs'
+/// `claimNames`.
 pub fn claim_resources() -> Vec<ApiResource> {
-    claim_crds()
+    let group = klutch_a9s::claims::GROUP;
+    let version = klutch_a9s::claims::VERSION;
+    klutch_a9s::claims::package::xrds()
         .unwrap_or_default()
-        .into_iter()
-        .map(|crd| ApiResource {
-            group: klutch_a9s::claims::GROUP.into(),
-            version: klutch_a9s::claims::VERSION.into(),
-            api_version: format!(
-                "{}/{}",
-                klutch_a9s::claims::GROUP,
-                klutch_a9s::claims::VERSION
-            ),
-            kind: crd.spec.names.kind,
-            plural: crd.spec.names.plural,
+        .iter()
+        .map(|xrd| {
+            let names = &xrd["spec"]["claimNames"];
+            let name = |key: &str| names[key].as_str().unwrap_or_default().to_owned();
+            ApiResource {
+                group: group.into(),
+                version: version.into(),
+                api_version: format!("{group}/{version}"),
+                kind: name("kind"),
+                plural: name("plural"),
+            }
         })
         .collect()
 }
@@ -847,4 +826,56 @@ async fn provider_config(
         .await
         .map_err(api(format!("apply ProviderConfig {name}")))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_claim_kind_of_the_package_is_known() {
+        let resources = claim_resources();
+        assert_eq!(resources.len(), 11);
+        let pg = claim_resource("PostgresqlInstance").unwrap();
+        assert_eq!(pg.plural, "postgresqlinstances");
+        assert_eq!(pg.api_version, "anynines.com/v1");
+        assert_eq!(
+            claim_resource("servicebindings").unwrap().kind,
+            "ServiceBinding"
+        );
+        assert!(claim_resource("Widget").is_none());
+        assert_eq!(all_claim_plurals().len(), 11);
+    }
+
+    #[test]
+    fn catalogues_offer_every_allowed_plan_but_the_withheld_ones() {
+        let withheld = vec!["postgresql-single-nano".to_owned()];
+        let catalog = catalog(ServiceInstanceType::Postgresql, &withheld).unwrap();
+        let service = catalog
+            .services
+            .iter()
+            .find(|s| s.name == "a9s-postgresql17")
+            .expect("every service the claims allow");
+        assert!(
+            service
+                .plans
+                .iter()
+                .any(|p| p.name == "postgresql-single-small")
+        );
+        assert!(
+            !service
+                .plans
+                .iter()
+                .any(|p| p.name == "postgresql-single-nano")
+        );
+        for &kind in ServiceInstanceType::ALL {
+            let (services, plans) = services_and_plans(kind);
+            assert!(!services.is_empty() && !plans.is_empty(), "{kind}");
+            assert!(catalog_ok(kind), "{kind}");
+        }
+    }
+
+    fn catalog_ok(kind: ServiceInstanceType) -> bool {
+        catalog(kind, &[]).is_ok_and(|c| !c.services.is_empty())
+    }
 }

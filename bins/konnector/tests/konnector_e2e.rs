@@ -126,9 +126,8 @@ async fn namespaced_binding(consumer: &kube::Client, space: &Space, konnector: &
         Some("Test Provider")
     );
     assert!(
-        binding
-            .finalizers()
-            .contains(&"klutch.anynines.com/syncer".to_string())
+        binding.finalizers().is_empty(),
+        "no finalizer on the binding (Klutch's konnector knows none there)"
     );
     let crd = Api::<CustomResourceDefinition>::all(consumer.clone())
         .get("widgets.e2e.klutch.test")
@@ -275,8 +274,8 @@ async fn namespaced_binding(consumer: &kube::Client, space: &Space, konnector: &
     })
     .await;
 
-    // Unbinding lets go of everything without deleting provider data: finalizers gone, the
-    // copies kept without `bound`, the CRD garbage-collected with the binding.
+    // Unbinding lets go of everything and deletes no data: finalizers gone, the copies kept
+    // without `bound`, the CRD and the app's objects kept (konnector_unbind tests this in depth).
     Api::<APIServiceBinding>::namespaced(consumer.clone(), "klutch-bind")
         .delete("widgets.e2e.klutch.test", &DeleteParams::default())
         .await
@@ -290,21 +289,35 @@ async fn namespaced_binding(consumer: &kube::Client, space: &Space, konnector: &
             .then_some(())
     })
     .await;
-    eventually("CRD collected", || async {
+    eventually("objects released", || async {
+        let list = mine.list(&Default::default()).await.unwrap();
+        list.items
+            .iter()
+            .all(|o| {
+                o.finalizers().is_empty() && annotated(o, "klutch.anynines.com/bound").is_none()
+            })
+            .then_some(())
+    })
+    .await;
+    assert!(
         Api::<CustomResourceDefinition>::all(consumer.clone())
             .get_opt("widgets.e2e.klutch.test")
             .await
             .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+            .is_some(),
+        "the CRD is kept"
+    );
+    assert_eq!(
+        mine.list(&Default::default()).await.unwrap().items.len(),
+        2,
+        "w1 and w2 are kept"
+    );
     for name in ["w1", "w2"] {
-        let kept = theirs.get(name).await.expect("the provider copy is kept");
-        assert!(
-            !klutch_sdk::sync::copy::is_bound(&kept),
-            "{name} no longer bound"
-        );
+        eventually(&format!("{name} kept, no longer bound"), || async {
+            let kept = theirs.get(name).await.expect("the provider copy is kept");
+            (!klutch_sdk::sync::copy::is_bound(&kept)).then_some(())
+        })
+        .await;
     }
     eventually("no provider connection", || async {
         let (_, m) = konnector.get("/metrics").await?;
@@ -742,6 +755,25 @@ async fn cluster_scoped(consumer: &kube::Client, space: &Space, mode: ClusterSco
     })
     .await;
     assert!(theirs.get_opt(&g1).await.unwrap().is_none(), "no orphan");
+
+    // Unbinding keeps the adopted object on both sides; the provider copy is no longer bound.
+    Api::<APIServiceBinding>::namespaced(consumer.clone(), "klutch-bind")
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("cluster-scoped object released", || async {
+        let o = mine.get("gift").await.unwrap();
+        (o.finalizers().is_empty() && annotated(&o, "klutch.anynines.com/bound").is_none())
+            .then_some(())
+    })
+    .await;
+    eventually("cluster-scoped provider copy unmarked", || async {
+        let o = theirs.get(&gift).await.unwrap();
+        annotated(&o, "klutch.anynines.com/bound")
+            .is_none()
+            .then_some(())
+    })
+    .await;
 }
 
 fn claim(resource: &str, selector: serde_json::Value) -> AcceptablePermissionClaim {

@@ -1,7 +1,8 @@
 //! Faults with the konnector binary between two real clusters of their own: two replicas (one
-//! leader), 500 objects synced while the provider apiserver restarts five times and the leading
-//! konnector is killed and restarted. Every object converges; none is duplicated, lost or
-//! orphaned.
+//! leader), 500 objects synced while the provider apiserver restarts five times (gracefully, and
+//! twice killed with SIGKILL together with etcd, then started again on the same data) and the
+//! leading konnector is killed and restarted. Every object converges; none is duplicated, lost or
+//! orphaned, on either side.
 
 mod harness;
 
@@ -153,10 +154,24 @@ async fn scenario(
     let faults = async {
         for round in 0..5 {
             tokio::time::sleep(Duration::from_millis(700)).await;
-            env["control-plane"]
-                .restart()
-                .await
-                .expect("restart the provider apiserver");
+            if round % 2 == 1 {
+                // A crash, not a shutdown: SIGKILL to the provider apiserver and to etcd (which
+                // the app cluster shares here, so it loses its storage too), then both come
+                // back on the same data.
+                env["control-plane"].kill_apiserver();
+                env.kill_etcd();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                env.start_etcd().await.expect("start etcd again");
+                env["control-plane"]
+                    .start()
+                    .await
+                    .expect("start the provider apiserver again");
+            } else {
+                env["control-plane"]
+                    .restart()
+                    .await
+                    .expect("restart the provider apiserver");
+            }
             if round == 2 {
                 // Kill the leader mid-sync; start it again.
                 let holder = leader(consumer).await.unwrap_or_default();
@@ -188,6 +203,28 @@ async fn scenario(
         .then_some(())
     })
     .await;
+    // Nothing stray on the provider: one service namespace mapping, no copies elsewhere.
+    let mappings = Api::<klutch_sdk::api::APIServiceNamespace>::namespaced(
+        space.provider.clone(),
+        &space.cluster_ns,
+    )
+    .list(&ListParams::default())
+    .await
+    .unwrap();
+    assert_eq!(
+        mappings.iter().map(|m| m.name_any()).collect::<Vec<_>>(),
+        ["team-f"],
+        "one APIServiceNamespace"
+    );
+    let everywhere = Api::<DynamicObject>::all_with(space.provider.clone(), &widgets)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        everywhere.items.len(),
+        N,
+        "no provider copy outside team-f's service namespace"
+    );
     let consumer_list = mine.list(&ListParams::default()).await.unwrap();
     assert_eq!(
         consumer_list.items.len(),
@@ -195,9 +232,17 @@ async fn scenario(
         "nothing duplicated or lost on the consumer side"
     );
     assert!(consumer_list.items.iter().all(|o| {
-        o.finalizers()
-            .contains(&"klutch.anynines.com/syncer".to_string())
+        o.finalizers() == ["klutch.anynines.com/syncer"] && klutch_sdk::sync::copy::is_bound(o)
     }));
+    let everywhere = Api::<DynamicObject>::all_with(consumer.clone(), &widgets)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        everywhere.items.len(),
+        N,
+        "no app-cluster object outside team-f"
+    );
     let second = leader(consumer).await;
     tracing_free_log(&format!("leaders: {first} then {second:?}"));
 
@@ -242,8 +287,9 @@ async fn scenario(
             .then_some(())
     })
     .await;
+    // (Each app-cluster object kept its finalizer until its provider copy was gone.)
     assert!(
-        theirs
+        Api::<DynamicObject>::all_with(space.provider.clone(), &widgets)
             .list(&ListParams::default())
             .await
             .unwrap()

@@ -4,11 +4,13 @@ use http::Method;
 use serde_json::Value;
 
 use super::exchange::{Answer, Call, retry_async_required};
-use super::{CallOptions, Client, non_empty, put_str, to_value};
+use super::{CallOptions, Client, gate_entry, gate_service, non_empty, put_str, to_value};
+use crate::catalog::{Plan, Service};
 use crate::error::{Gate, ProtocolViolation, Result};
 use crate::model::{BindRequest, BindingBody, RotateRequest};
 use crate::outcome::{BindOutcome, DeleteOutcome, Reply};
 use crate::parse;
+use crate::target::{OperationKind, PollTarget};
 use crate::version::Feature;
 
 impl Client {
@@ -31,18 +33,60 @@ impl Client {
         req: &BindRequest,
         opts: &CallOptions<'_>,
     ) -> Result<Reply<BindOutcome>> {
-        if let Some((service, plan)) = opts.catalog_entry
+        let held = self.gating_catalog();
+        let entry = gate_entry(
+            opts,
+            held.as_deref(),
+            Some(&req.service_id),
+            Some(&req.plan_id),
+        );
+        if let Some((service, plan)) = entry
             && !opts.override_gates
             && !service.effective_bindable(plan)
         {
             return Err(Gate::NotBindable.into());
         }
-        retry_async_required(
+        // Spec 2.17: an asynchronously created binding can only be read back with fetch
+        // binding, which a service without `bindings_retrievable` does not offer; such a bind
+        // must be synchronous, or its credentials are lost and the binding orphaned.
+        let sync_only = entry.is_some_and(|(service, _)| {
+            !opts.override_gates && !service.bindings_retrievable.unwrap_or(false)
+        });
+        if sync_only && (opts.accepts_incomplete || opts.retry_async_required) {
+            tracing::debug!(
+                service_id = %req.service_id,
+                "binding synchronously: the service does not declare bindings_retrievable"
+            );
+        }
+        let sync_opts;
+        let opts = if sync_only {
+            sync_opts = CallOptions {
+                accepts_incomplete: false,
+                retry_async_required: false,
+                ..opts.clone()
+            };
+            &sync_opts
+        } else {
+            opts
+        };
+        let reply = retry_async_required(
             opts,
             || Ok(()),
-            |accepts| self.bind_once(instance_id, binding_id, req, opts, accepts),
+            |accepts| self.bind_once(instance_id, binding_id, req, opts, entry, accepts),
         )
-        .await
+        .await?;
+        Ok(reply.with_poll_target(|o| {
+            o.in_progress().map(|op| {
+                PollTarget::binding(
+                    OperationKind::Bind,
+                    instance_id,
+                    binding_id,
+                    &req.service_id,
+                    &req.plan_id,
+                    op.cloned(),
+                )
+            })
+        }))
     }
 
     async fn bind_once(
@@ -51,6 +95,7 @@ impl Client {
         binding_id: &str,
         req: &BindRequest,
         opts: &CallOptions<'_>,
+        entry: Option<(&Service, &Plan)>,
         accepts: bool,
     ) -> Result<Reply<BindOutcome>> {
         let path = self.binding_path(instance_id, binding_id)?;
@@ -82,7 +127,7 @@ impl Client {
             .accepts_incomplete(accepts)
             .json(body)
             .origin(self.origin(opts, req.context.as_ref())?);
-        self.exchange(&call, opts, |a| bind_table(a, accepts, opts))
+        self.exchange(&call, opts, |a| bind_table(a, accepts, entry))
             .await
     }
 
@@ -105,7 +150,14 @@ impl Client {
         opts: &CallOptions<'_>,
     ) -> Result<Reply<BindOutcome>> {
         self.inner.version.require(Feature::BindingRotation)?;
-        if let Some((_, plan)) = opts.catalog_entry
+        let held = self.gating_catalog();
+        let entry = gate_entry(
+            opts,
+            held.as_deref(),
+            Some(&req.service_id),
+            Some(&req.plan_id),
+        );
+        if let Some((_, plan)) = entry
             && !opts.override_gates
             && !plan.is_binding_rotatable()
         {
@@ -128,8 +180,21 @@ impl Client {
             .accepts_incomplete(accepts)
             .json(body)
             .origin(self.origin(opts, None)?);
-        self.exchange(&call, opts, |a| bind_table(a, accepts, opts))
-            .await
+        let reply = self
+            .exchange(&call, opts, |a| bind_table(a, accepts, entry))
+            .await?;
+        Ok(reply.with_poll_target(|o| {
+            o.in_progress().map(|op| {
+                PollTarget::binding(
+                    OperationKind::Bind,
+                    instance_id,
+                    binding_id,
+                    &req.service_id,
+                    &req.plan_id,
+                    op.cloned(),
+                )
+            })
+        }))
     }
 
     /// `DELETE .../service_bindings/{binding_id}`: unbind.
@@ -150,7 +215,19 @@ impl Client {
         opts: &CallOptions<'_>,
     ) -> Result<Reply<DeleteOutcome>> {
         let path = self.binding_path(instance_id, binding_id)?;
-        self.delete(path, service_id, plan_id, opts, true).await
+        let reply = self.delete(path, service_id, plan_id, opts, true).await?;
+        Ok(reply.with_poll_target(|o| {
+            o.in_progress().map(|op| {
+                PollTarget::binding(
+                    OperationKind::Unbind,
+                    instance_id,
+                    binding_id,
+                    service_id,
+                    plan_id,
+                    op.cloned(),
+                )
+            })
+        }))
     }
 
     /// `GET .../service_bindings/{binding_id}` (2.14): fetch a binding (with credentials).
@@ -171,7 +248,8 @@ impl Client {
         opts: &CallOptions<'_>,
     ) -> Result<Reply<BindingBody>> {
         self.inner.version.require(Feature::FetchBinding)?;
-        if let Some((service, _)) = opts.catalog_entry
+        let held = self.gating_catalog();
+        if let Some(service) = gate_service(opts, held.as_deref(), service_id, plan_id)
             && !opts.override_gates
             && !service.bindings_retrievable.unwrap_or(false)
         {
@@ -194,12 +272,12 @@ impl Client {
 fn bind_table(
     a: &mut Answer,
     accepts: bool,
-    opts: &CallOptions<'_>,
+    entry: Option<(&Service, &Plan)>,
 ) -> Result<Option<BindOutcome>> {
     match a.status() {
         status @ (200 | 201) => {
             let b: BindingBody = a.parse(parse::binding)?;
-            if let Some((service, _)) = opts.catalog_entry {
+            if let Some((service, _)) = entry {
                 if b.syslog_drain_url.is_some() && !service.requires("syslog_drain") {
                     a.violation(ProtocolViolation::UnexpectedSyslogDrain)?;
                 }

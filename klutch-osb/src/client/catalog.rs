@@ -52,7 +52,9 @@ impl Client {
         self.catalog_with(&CallOptions::new()).await
     }
 
-    /// `GET /v2/catalog` with per-call options (no originating identity is ever sent).
+    /// `GET /v2/catalog` with per-call options (no originating identity is ever sent). A
+    /// catalog served from the cache, fresh or revalidated by a 304, is reported with status
+    /// 200.
     pub async fn catalog_with(&self, opts: &CallOptions<'_>) -> Result<Reply<Catalog>> {
         let cache = self.inner.catalog_cache.as_ref();
         let cached = cache.and_then(CatalogCache::get);
@@ -64,6 +66,7 @@ impl Client {
                 status: StatusCode::OK,
                 request_identity: None,
                 violations: vec![],
+                poll_target: None,
             });
         }
         let mut call = Call::new(Method::GET, "/v2/catalog".into());
@@ -107,5 +110,12 @@ impl Client {
             _ => Ok(None),
         })
         .await
+        .map(|mut reply| {
+            // A revalidated cache entry is the caller's 200: the 304 is this cache's business.
+            if reply.status == StatusCode::NOT_MODIFIED {
+                reply.status = StatusCode::OK;
+            }
+            reply
+        })
     }
 }

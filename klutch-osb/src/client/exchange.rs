@@ -176,6 +176,7 @@ impl Answer {
             status: self.raw.status,
             request_identity: self.raw.request_identity,
             violations: self.violations,
+            poll_target: None,
         }
     }
 }

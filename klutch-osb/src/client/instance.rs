@@ -4,11 +4,12 @@ use http::Method;
 use serde_json::Value;
 
 use super::exchange::{Call, retry_async_required};
-use super::{CallOptions, Client, non_empty, put_str, to_value};
+use super::{CallOptions, Client, gate_entry, gate_service, non_empty, put_str, to_value};
 use crate::error::{Error, Gate, Result};
 use crate::model::{InstanceBody, ProvisionRequest, UpdateRequest};
 use crate::outcome::{AsyncOperation, DeleteOutcome, ProvisionOutcome, Reply, UpdateOutcome};
 use crate::parse;
+use crate::target::{LastOperationQuery, OperationKind, PollTarget};
 use crate::version::Feature;
 
 impl Client {
@@ -30,12 +31,23 @@ impl Client {
         req: &ProvisionRequest,
         opts: &CallOptions<'_>,
     ) -> Result<Reply<ProvisionOutcome>> {
-        retry_async_required(
+        let reply = retry_async_required(
             opts,
             || Ok(()),
             |accepts| self.provision_once(instance_id, req, opts, accepts),
         )
-        .await
+        .await?;
+        Ok(reply.with_poll_target(|o| {
+            o.in_progress().map(|op| {
+                PollTarget::instance(
+                    OperationKind::Provision,
+                    instance_id,
+                    &req.service_id,
+                    &req.plan_id,
+                    op.operation.clone(),
+                )
+            })
+        }))
     }
 
     async fn provision_once(
@@ -48,23 +60,19 @@ impl Client {
         let path = self.instance_path(instance_id)?;
         non_empty("service_id", &req.service_id)?;
         non_empty("plan_id", &req.plan_id)?;
-        let synthesised = req.context.as_ref().and_then(|c| c.guids());
-        let org = req
-            .organization_guid
-            .clone()
-            .or_else(|| synthesised.as_ref().map(|g| g.0.clone()));
-        let space = req
-            .space_guid
-            .clone()
-            .or_else(|| synthesised.as_ref().map(|g| g.1.clone()));
-        let (Some(org), Some(space)) = (
-            org.filter(|s| !s.is_empty()),
-            space.filter(|s| !s.is_empty()),
-        ) else {
+        let Some((org, space)) = req.effective_guids() else {
             return Err(Error::invalid(
                 "organization_guid and space_guid are required (set them or pass a cloudfoundry/kubernetes context)",
             ));
         };
+        if req.organization_guid.is_none() || req.space_guid.is_none() {
+            tracing::debug!(
+                organization_guid = %org,
+                space_guid = %space,
+                platform = req.context.as_ref().and_then(|c| c.platform()).unwrap_or(""),
+                "organization_guid/space_guid taken from the context (ProvisionRequest::effective_guids)"
+            );
+        }
         let mut body = serde_json::Map::new();
         put_str(&mut body, "service_id", &req.service_id);
         put_str(&mut body, "plan_id", &req.plan_id);
@@ -131,12 +139,30 @@ impl Client {
         req: &UpdateRequest,
         opts: &CallOptions<'_>,
     ) -> Result<Reply<UpdateOutcome>> {
-        retry_async_required(
+        let reply = retry_async_required(
             opts,
             || Ok(()),
             |accepts| self.update_once(instance_id, req, opts, accepts),
         )
-        .await
+        .await?;
+        // Spec 7.1: after a plan change, poll with the previous plan id.
+        let previous = req
+            .previous_values
+            .as_ref()
+            .and_then(|p| p.plan_id.clone())
+            .or_else(|| opts.catalog_entry.map(|(_, p)| p.id.clone()));
+        Ok(reply.with_poll_target(|o| {
+            o.in_progress().map(|op| PollTarget {
+                kind: OperationKind::Update,
+                instance_id: instance_id.to_owned(),
+                binding_id: None,
+                query: LastOperationQuery {
+                    service_id: Some(req.service_id.clone()),
+                    plan_id: previous,
+                    operation: op.operation.clone(),
+                },
+            })
+        }))
     }
 
     async fn update_once(
@@ -151,16 +177,25 @@ impl Client {
         if let Some(p) = &req.plan_id {
             non_empty("plan_id", p)?;
         }
-        if let Some((service, plan)) = opts.catalog_entry {
-            if let Some(new_plan) = &req.plan_id
-                && new_plan != &plan.id
-                && !service.effective_plan_updateable(plan)
-            {
-                return Err(Gate::PlanNotUpdateable.into());
-            }
-            if req.is_context_only() && !service.allow_context_updates.unwrap_or(false) {
-                return Err(Gate::ContextUpdatesNotAllowed.into());
-            }
+        let held = self.gating_catalog();
+        let current_plan = req
+            .previous_values
+            .as_ref()
+            .and_then(|p| p.plan_id.as_deref());
+        let entry = gate_entry(opts, held.as_deref(), Some(&req.service_id), current_plan);
+        if let Some((service, plan)) = entry
+            && let Some(new_plan) = &req.plan_id
+            && new_plan != &plan.id
+            && !service.effective_plan_updateable(plan)
+        {
+            return Err(Gate::PlanNotUpdateable.into());
+        }
+        if let Some(service) =
+            gate_service(opts, held.as_deref(), Some(&req.service_id), current_plan)
+            && req.is_context_only()
+            && !service.allow_context_updates.unwrap_or(false)
+        {
+            return Err(Gate::ContextUpdatesNotAllowed.into());
         }
         let mut body = serde_json::Map::new();
         put_str(&mut body, "service_id", &req.service_id);
@@ -231,7 +266,18 @@ impl Client {
         opts: &CallOptions<'_>,
     ) -> Result<Reply<DeleteOutcome>> {
         let path = self.instance_path(instance_id)?;
-        self.delete(path, service_id, plan_id, opts, false).await
+        let reply = self.delete(path, service_id, plan_id, opts, false).await?;
+        Ok(reply.with_poll_target(|o| {
+            o.in_progress().map(|op| {
+                PollTarget::instance(
+                    OperationKind::Deprovision,
+                    instance_id,
+                    service_id,
+                    plan_id,
+                    op.cloned(),
+                )
+            })
+        }))
     }
 
     /// `GET /v2/service_instances/{instance_id}` (2.14): fetch an instance. `service_id` and
@@ -252,7 +298,8 @@ impl Client {
         opts: &CallOptions<'_>,
     ) -> Result<Reply<InstanceBody>> {
         self.inner.version.require(Feature::FetchInstance)?;
-        if let Some((service, _)) = opts.catalog_entry
+        let held = self.gating_catalog();
+        if let Some(service) = gate_service(opts, held.as_deref(), service_id, plan_id)
             && !opts.override_gates
             && !service.instances_retrievable.unwrap_or(false)
         {

@@ -8,7 +8,7 @@
 //! (`last_operation`).
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use http::Method;
@@ -16,12 +16,13 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use crate::catalog::{Plan, Service};
+use crate::catalog::{Catalog, Plan, Service};
 use crate::error::{Error, Result};
 use crate::identity::{OriginatingIdentity, RequestIdentity};
-use crate::model::{LastOperation, OperationKey};
+use crate::model::LastOperation;
 use crate::outcome::{DeleteOutcome, Reply};
 use crate::parse;
+pub use crate::target::LastOperationQuery;
 use crate::version::{ApiVersion, Feature};
 
 mod binding;
@@ -119,6 +120,7 @@ pub struct ClientBuilder {
     catalog_cache_ttl: Option<Duration>,
     server_name_override: Option<String>,
     reject_unsupported_fields: bool,
+    catalog: Option<Catalog>,
 }
 
 impl ClientBuilder {
@@ -227,6 +229,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Gives the client the broker's catalog: from then on every call checks the catalog gates
+    /// of spec 3.1 (bindable, plan_updateable, allow_context_updates, *_retrievable,
+    /// binding_rotatable) for the service and plan ids it is called with, without
+    /// [`CallOptions::catalog_entry`]. See also [`Client::set_catalog`].
+    pub fn catalog(mut self, catalog: Catalog) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<Client> {
         let base = self.base_url.trim_end_matches('/').to_owned();
@@ -281,6 +292,7 @@ impl ClientBuilder {
                 request_identity: self.request_identity,
                 strictness: self.strictness,
                 reject_unsupported_fields: self.reject_unsupported_fields,
+                catalog: RwLock::new(self.catalog.map(Arc::new)),
                 catalog_cache: self.catalog_cache_ttl.map(|ttl| CatalogCache {
                     ttl,
                     entry: Mutex::new(None),
@@ -311,7 +323,8 @@ pub struct CallOptions<'a> {
     pub request_identity: Option<String>,
     /// The user on whose behalf the call is made (user-initiated calls only).
     pub originating_identity: Option<OriginatingIdentity>,
-    /// The catalog entry; when set, the gates of spec 3.1 are checked before sending.
+    /// The catalog entry; when set, the gates of spec 3.1 are checked before sending. Not
+    /// needed when the client was given the catalog ([`ClientBuilder::catalog`]).
     pub catalog_entry: Option<(&'a Service, &'a Plan)>,
     /// Ignores the `bindable` and `*_retrievable` gates (for brokers that serve anyway).
     pub override_gates: bool,
@@ -320,7 +333,7 @@ pub struct CallOptions<'a> {
 }
 
 impl<'a> CallOptions<'a> {
-    /// Default options: synchronous, client timeout, no identity, no gates.
+    /// Default options: synchronous, client timeout, no identity, the client's catalog gates.
     pub fn new() -> Self {
         Self::default()
     }
@@ -368,17 +381,6 @@ impl<'a> CallOptions<'a> {
     }
 }
 
-/// Which last_operation a poll targets, and the query it sends (spec 7.1).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct LastOperationQuery {
-    /// `service_id` (always sent when known).
-    pub service_id: Option<String>,
-    /// `plan_id` (after a plan change: the previous plan).
-    pub plan_id: Option<String>,
-    /// The `operation` key from the 202.
-    pub operation: Option<OperationKey>,
-}
-
 /// A last_operation 200 plus its `Retry-After`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LastOperationReply {
@@ -405,6 +407,8 @@ struct Inner {
     request_identity: RequestIdentity,
     strictness: Strictness,
     reject_unsupported_fields: bool,
+    /// The catalog whose gates apply by default ([`ClientBuilder::catalog`]).
+    catalog: RwLock<Option<Arc<Catalog>>>,
     catalog_cache: Option<CatalogCache>,
 }
 
@@ -417,8 +421,44 @@ impl fmt::Debug for Client {
             .field("auth", &self.inner.auth)
             .field("timeout", &self.inner.timeout)
             .field("strictness", &self.inner.strictness)
+            .field("gating_catalog", &self.gating_catalog().is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// The catalog entry whose gates apply to a call: the caller's
+/// [`CallOptions::catalog_entry`], else the entry of the client's catalog for these ids.
+pub(super) fn gate_entry<'x>(
+    opts: &CallOptions<'x>,
+    held: Option<&'x Catalog>,
+    service_id: Option<&str>,
+    plan_id: Option<&str>,
+) -> Option<(&'x Service, &'x Plan)> {
+    if opts.catalog_entry.is_some() {
+        return opts.catalog_entry;
+    }
+    let entry = held?.plan_by_id(service_id, plan_id?);
+    if entry.is_none() {
+        tracing::debug!(
+            ?service_id,
+            ?plan_id,
+            "plan not in the client's catalog; catalog gates not checked"
+        );
+    }
+    entry
+}
+
+/// The service whose service-level gates (`*_retrievable`, `allow_context_updates`) apply.
+pub(super) fn gate_service<'x>(
+    opts: &CallOptions<'x>,
+    held: Option<&'x Catalog>,
+    service_id: Option<&str>,
+    plan_id: Option<&str>,
+) -> Option<&'x Service> {
+    if let Some((s, _)) = gate_entry(opts, held, service_id, plan_id) {
+        return Some(s);
+    }
+    held?.service_by_id(service_id?)
 }
 
 fn non_empty(what: &str, v: &str) -> Result<()> {
@@ -456,7 +496,28 @@ impl Client {
             catalog_cache_ttl: None,
             server_name_override: None,
             reject_unsupported_fields: false,
+            catalog: None,
         }
+    }
+
+    /// Gives this client (and its clones) the broker's catalog, whose gates then apply to every
+    /// call by default (see [`ClientBuilder::catalog`]). A [`CallOptions::catalog_entry`] still
+    /// takes precedence for its call; [`CallOptions::override_gates`] still overrides.
+    pub fn set_catalog(&self, catalog: Catalog) {
+        *self
+            .inner
+            .catalog
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(catalog));
+    }
+
+    /// The catalog given with [`ClientBuilder::catalog`] or [`Self::set_catalog`].
+    pub fn gating_catalog(&self) -> Option<Arc<Catalog>> {
+        self.inner
+            .catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The configured API version.

@@ -683,10 +683,21 @@ impl BrokerState {
                 None => reply(200, json!({"credentials": credentials(id, bid)})),
             };
         }
-        if self.is_async() && !accepts {
+        // Like brokerapi-based brokers: asynchronous whenever the platform allows it, but a
+        // service whose bindings cannot be fetched also binds synchronously (spec 2.17).
+        let retrievable = self
+            .config
+            .catalog
+            .service_by_id(&service_id)
+            .is_some_and(|s| s.bindings_retrievable.unwrap_or(false));
+        if self.is_async() && !accepts && retrievable {
             return err(422, Some("AsyncRequired"), "asynchronous bind required");
         }
-        let op = self.new_op(OpKind::Create, None);
+        let op = if accepts {
+            self.new_op(OpKind::Create, None)
+        } else {
+            None
+        };
         let k = op.as_ref().map(|o| o.key.clone());
         self.bindings.insert(
             key,

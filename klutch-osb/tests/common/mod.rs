@@ -1,6 +1,8 @@
 //! Helpers shared by the wiremock tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod tls;
+
 use klutch_osb::testing::server::WireRequest;
 use klutch_osb::{ApiVersion, Client, RequestIdentity};
 use wiremock::matchers::any;

@@ -1,38 +1,19 @@
 //! Sync contexts (§5.6): per bound export, the resource syncer and one claimed-resource syncer
-//! per accepted claim; and unbinding (§5.10), which stops them and lets go of every object
-//! without deleting provider data.
+//! per accepted claim. Unbinding is [`super::unbind`]'s.
 
 use std::sync::Arc;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt as _;
-use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-};
+use kube::api::{ApiResource, GroupVersionKind};
 use tokio_util::sync::CancellationToken;
 
 use super::claimed::ClaimSyncer;
 use super::connection::Provider;
 use super::status;
 use super::syncer::ResourceSyncer;
-use crate::api::wellknown::{BOUND_ANNOTATION, SYNCER_FINALIZER};
-use crate::api::{
-    APIServiceBinding, APIServiceExport, APIServiceNamespace, ClaimState, Condition, Severity,
-};
+use crate::api::{APIServiceBinding, APIServiceExport, ClaimState, Condition, Severity};
 use crate::sync::claims::Selection;
-
-/// What failed while unbinding.
-#[derive(Debug, thiserror::Error)]
-#[error("unbind {binding}: {operation}")]
-pub struct UnbindError {
-    /// The binding.
-    pub binding: String,
-    /// What was being done.
-    pub operation: String,
-    /// The API error.
-    #[source]
-    pub source: kube::Error,
-}
 
 /// The bound resource: first served version of the export.
 pub fn resource(export: &APIServiceExport) -> Option<ApiResource> {
@@ -193,121 +174,4 @@ async fn claimed_resource(
         .into_iter()
         .map(|(ar, _)| ar)
         .find(|ar| ar.plural == gr.resource)
-}
-
-/// Unbinds (§5.10): removes `bound` from the provider copies (so nothing deletes them), then our
-/// finalizer from every consumer object of the resource, so the CRD can go with the binding.
-pub async fn unbind(
-    p: &Provider,
-    binding: &APIServiceBinding,
-    export: Option<&APIServiceExport>,
-) -> Result<(), UnbindError> {
-    let name = binding.name_any();
-    let err = |operation: String| {
-        let name = name.clone();
-        move |source| UnbindError {
-            binding: name,
-            operation,
-            source,
-        }
-    };
-    let ar = match export.and_then(resource) {
-        Some(ar) => ar,
-        None => {
-            // The export is gone: read the resource from our own CRD, if it is still there.
-            let crds: Api<CustomResourceDefinition> = Api::all(p.shared.consumer.clone());
-            let Some(crd) = crds
-                .get_opt(&name)
-                .await
-                .map_err(err("read the CRD".into()))?
-            else {
-                return Ok(());
-            };
-            if !crate::api::convert::is_owned_by(&crd, binding) {
-                return Ok(());
-            }
-            let Some(v) = crd.spec.versions.iter().find(|v| v.served) else {
-                return Ok(());
-            };
-            ApiResource::from_gvk_with_plural(
-                &GroupVersionKind::gvk(&crd.spec.group, &v.name, &crd.spec.names.kind),
-                &crd.spec.names.plural,
-            )
-        }
-    };
-    // Provider copies: in every service namespace of this cluster namespace.
-    let mappings: Api<APIServiceNamespace> = Api::namespaced(p.client.clone(), &p.namespace);
-    let list = mappings
-        .list(&ListParams::default())
-        .await
-        .map_err(err("list APIServiceNamespaces".into()))?;
-    let unbound = serde_json::json!({ "metadata": { "annotations": { BOUND_ANNOTATION: null } } });
-    for m in list {
-        let Some(ns) = m.status.and_then(|s| s.namespace) else {
-            continue;
-        };
-        let api: Api<DynamicObject> = Api::namespaced_with(p.client.clone(), &ns, &ar);
-        let objects = match api.list(&ListParams::default()).await {
-            Ok(l) => l,
-            Err(kube::Error::Api(s)) if s.code == 404 => continue,
-            Err(e) => return Err(err(format!("list provider copies in {ns}"))(e)),
-        };
-        for o in objects {
-            if crate::sync::copy::is_bound(&o) {
-                api.patch(
-                    &o.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&unbound),
-                )
-                .await
-                .map_err(err(format!("unmark provider copy {ns}/{}", o.name_any())))?;
-            }
-        }
-    }
-    // Consumer objects: drop our finalizer.
-    let consumer: Api<DynamicObject> = Api::all_with(p.shared.consumer.clone(), &ar);
-    let objects = match consumer.list(&ListParams::default()).await {
-        Ok(l) => l.items,
-        Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
-        Err(e) => return Err(err("list consumer objects".into())(e)),
-    };
-    for o in objects {
-        if !o.finalizers().iter().any(|f| f == SYNCER_FINALIZER) {
-            continue;
-        }
-        let rest: Vec<&String> = o
-            .finalizers()
-            .iter()
-            .filter(|f| *f != SYNCER_FINALIZER)
-            .collect();
-        let patch = serde_json::json!({ "metadata": { "finalizers": rest, "resourceVersion": o.resource_version() } });
-        let api: Api<DynamicObject> = match o.namespace() {
-            Some(ns) => Api::namespaced_with(p.shared.consumer.clone(), &ns, &ar),
-            None => Api::all_with(p.shared.consumer.clone(), &ar),
-        };
-        api.patch(
-            &o.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(err(format!("release consumer object {}", o.name_any())))?;
-    }
-    // Kubernetes never garbage-collects a cluster-scoped object (the CRD) for a namespaced owner
-    // (the binding), so the konnector deletes the CRD it owns itself.
-    let crds: Api<CustomResourceDefinition> = Api::all(p.shared.consumer.clone());
-    if let Some(crd) = crds
-        .get_opt(&name)
-        .await
-        .map_err(err("read the CRD".into()))?
-        && crate::api::convert::is_owned_by(&crd, binding)
-    {
-        match crds.delete(&name, &Default::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(err("delete the CRD".into())(e)),
-        }
-    }
-    tracing::info!(binding = %name, "unbound: consumer objects released, provider copies kept");
-    Ok(())
 }

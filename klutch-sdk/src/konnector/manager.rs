@@ -1,7 +1,8 @@
 //! The top-level controller (§5.3): watches APIServiceBindings and kubeconfig Secrets, checks
 //! each binding's Secret (`SecretValid`), and attaches the binding to the provider connection of
 //! its kubeconfig bytes. Bindings with identical bytes share one connection; a connection whose
-//! last binding went (deleted, or moved to other bytes by a kubeconfig change) is stopped.
+//! last binding went (deleted, or moved to other bytes by a kubeconfig change) is stopped. The
+//! CRDs of bindings that are gone are released ([`unbind`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -18,12 +19,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{ProviderConfig, Shared};
-use super::{finalizer, kubeconfig, provider, status};
+use super::{kubeconfig, provider, status, unbind};
 use crate::api::wellknown::CONSUMER_NAMESPACE;
 use crate::api::{APIServiceBinding, Severity};
 
 /// How often everything is re-checked without an event.
 const RESYNC: Duration = Duration::from_secs(30);
+/// How soon an unbinding in progress is looked at again.
+const UNBIND_RECHECK: Duration = Duration::from_secs(1);
 
 struct Connection {
     members: watch::Sender<BTreeSet<String>>,
@@ -63,17 +66,22 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     tokio::spawn(secret_feed);
 
     let mut connections: HashMap<[u8; 32], Connection> = HashMap::new();
+    let mut released = unbind::Released::default();
     store.wait_until_ready().await.ok();
     loop {
         let bindings: Vec<Arc<APIServiceBinding>> = store.state();
         reconcile_all(&shared, &bindings, &mut connections).await;
+        // Unbinding: CRDs whose binding is gone. While it still changes things (a stopping sync
+        // context may re-add a finalizer), look again soon.
+        let unbinding = unbind::sweep(&shared, &bindings, &mut released).await;
+        let next = if unbinding { UNBIND_RECHECK } else { RESYNC };
         tokio::select! {
             () = cancel.cancelled() => break,
             () = wake.notified() => {
                 // Coalesce bursts of events.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            () = tokio::time::sleep(RESYNC) => {}
+            () = tokio::time::sleep(next) => {}
         }
     }
     for (_, c) in connections.drain() {
@@ -132,10 +140,8 @@ async fn reconcile_all(
                 )
                 .await
                 .inspect_err(|e| tracing::warn!(error = %e, "binding status"));
-                if binding.metadata.deletion_timestamp.is_some() {
-                    // Without a provider there is nothing to clean up there; let it go.
-                    finalizer::release(&api, binding).await;
-                }
+                // No finalizer of ours stays on a binding (earlier versions put one there).
+                unbind::release_binding(&api, binding).await;
             }
         }
     }

@@ -6,8 +6,9 @@
 //! CRD, copies the spec of bound objects up to the provider and their status back down, mirrors
 //! the Secrets and ConfigMaps the binding's accepted permission claims select, adopts objects the
 //! provider creates, rotates the kubeconfig when the provider does, reports a heartbeat and its
-//! version on the provider's ClusterBinding, and releases everything (without deleting provider
-//! data) when a binding goes. The decisions it executes are the pure ones of
+//! version on the provider's ClusterBinding, and releases everything when a binding goes, keeping
+//! the CRD, the app's objects and the provider copies (deleting the CRD only when it carries
+//! [`DELETE_ON_UNBIND_ANNOTATION`]). The decisions it executes are the pure ones of
 //! [`crate::sync`]; docs/konnector.md describes conditions, metrics and permissions.
 //!
 //! The parts:
@@ -62,7 +63,6 @@ pub mod client;
 mod connection;
 mod context;
 mod events;
-mod finalizer;
 mod heartbeat;
 mod kubeconfig;
 mod manager;
@@ -72,6 +72,7 @@ mod provider;
 mod settings;
 mod status;
 pub mod syncer;
+mod unbind;
 
 pub use agent::{Error, Konnector, KonnectorBuilder, Result};
 pub use claimed::ClaimSyncer;
@@ -79,3 +80,4 @@ pub use metrics::Metrics;
 pub use observe::SyncObserver;
 pub use settings::{ExportPlacement, PlacementPolicy, Settings};
 pub use syncer::ResourceSyncer;
+pub use unbind::{DELETE_ON_UNBIND_ANNOTATION, KUBECONFIG_SECRET_ANNOTATION};

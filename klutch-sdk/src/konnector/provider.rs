@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{Provider, ProviderConfig, Shared};
-use super::{context, finalizer, heartbeat, kubeconfig, status};
+use super::{context, heartbeat, kubeconfig, status, unbind};
 use crate::api::conditions::{self, Condition};
 use crate::api::wellknown::CLUSTER_BINDING_NAME;
 use crate::api::{
@@ -215,20 +215,17 @@ async fn reconcile_binding(
     let Ok(Some(binding)) = api.get_opt(name).await else {
         return;
     };
-    let exports: Api<APIServiceExport> = Api::namespaced(p.client.clone(), &p.namespace);
-    let export = exports.get_opt(name).await.ok().flatten();
-
+    // No finalizer of ours stays on a binding (earlier versions put one there).
+    unbind::release_binding(&api, &binding).await;
     if binding.metadata.deletion_timestamp.is_some() {
+        // Going: stop syncing; the CRD is released once the binding is gone (see `unbind`).
         if let Some(c) = contexts.remove(&key) {
             stop(c).await;
         }
-        match context::unbind(p, &binding, export.as_ref()).await {
-            Ok(()) => finalizer::release(&api, &binding).await,
-            Err(e) => tracing::warn!(binding = %key, error = %e, "unbinding failed; retrying"),
-        }
         return;
     }
-    finalizer::ensure(&api, &binding).await;
+    let exports: Api<APIServiceExport> = Api::namespaced(p.client.clone(), &p.namespace);
+    let export = exports.get_opt(name).await.ok().flatten();
 
     let report = |c: Condition| status::update_binding(&api, name, binding_condition(c));
     let Some(export) = export else {
@@ -357,14 +354,16 @@ fn is_established(crd: &CustomResourceDefinition) -> bool {
         })
 }
 
-/// Creates or updates the consumer CRD for `binding` (§5.5); never touches a foreign CRD.
+/// Creates or updates the consumer CRD for `binding` (§5.5); never touches a foreign CRD. A CRD
+/// left by an earlier binding of the same name (kept by unbinding) is taken over: its owner
+/// reference moves to `binding`, and syncing its objects resumes.
 async fn materialise_crd(
     p: &Provider,
     binding: &APIServiceBinding,
     export: &APIServiceExport,
 ) -> Result<CustomResourceDefinition, Condition> {
     let name = binding.name_any();
-    let desired = crate::api::convert::crd_from_export(export, binding).map_err(|e| {
+    let mut desired = crate::api::convert::crd_from_export(export, binding).map_err(|e| {
         status::bad(
             "Connected",
             Severity::Error,
@@ -372,6 +371,12 @@ async fn materialise_crd(
             format!("APIServiceExport {name} is invalid: {e}"),
         )
     })?;
+    let secret_ref = &binding.spec.kubeconfig_secret_ref;
+    let secret = format!("{}/{}", secret_ref.namespace, secret_ref.name);
+    desired.annotations_mut().insert(
+        unbind::KUBECONFIG_SECRET_ANNOTATION.to_owned(),
+        secret.clone(),
+    );
     let crds: Api<CustomResourceDefinition> = Api::all(p.shared.consumer.clone());
     let existing = crds.get_opt(&name).await.map_err(|e| {
         status::bad(
@@ -381,48 +386,100 @@ async fn materialise_crd(
             format!("Reading CustomResourceDefinition {name} failed: {e}"),
         )
     })?;
-    match existing {
-        None => crds
-            .create(&PostParams::default(), &desired)
-            .await
-            .map_err(|e| {
-                status::bad(
-                    "Connected",
-                    Severity::Error,
-                    "CustomResourceDefinitionCreateFailed",
-                    format!("Creating CustomResourceDefinition {name} failed: {e}"),
-                )
-            }),
-        Some(current) if crate::api::convert::is_owned_by(&current, binding) => {
-            let want = serde_json::to_value(&desired.spec).unwrap_or_default();
-            let have = serde_json::to_value(&current.spec).unwrap_or_default();
-            if is_subset(&want, &have) {
-                return Ok(current);
-            }
-            let mut update = desired.clone();
-            update.metadata.resource_version = current.metadata.resource_version.clone();
-            update.metadata.labels = current.metadata.labels.clone();
-            update.metadata.annotations = current.metadata.annotations.clone();
-            crds.replace(&name, &PostParams::default(), &update)
+    let current = match existing {
+        None => {
+            return crds
+                .create(&PostParams::default(), &desired)
                 .await
                 .map_err(|e| {
                     status::bad(
                         "Connected",
                         Severity::Error,
-                        "CustomResourceDefinitionUpdateFailed",
-                        format!("Updating CustomResourceDefinition {name} failed: {e}"),
+                        "CustomResourceDefinitionCreateFailed",
+                        format!("Creating CustomResourceDefinition {name} failed: {e}"),
                     )
-                })
+                });
         }
-        Some(_) => Err(status::bad(
+        Some(current) => current,
+    };
+    let owned = crate::api::convert::is_owned_by(&current, binding);
+    if !owned && !left_by_former_binding(p, &current, binding).await {
+        return Err(status::bad(
             "Connected",
             Severity::Error,
             "ForeignCustomResourceDefinition",
             format!(
                 "CustomResourceDefinition {name} exists and is not owned by this APIServiceBinding; it is left alone"
             ),
-        )),
+        ));
     }
+    let want = serde_json::to_value(&desired.spec).unwrap_or_default();
+    let have = serde_json::to_value(&current.spec).unwrap_or_default();
+    let spec_current = is_subset(&want, &have);
+    let annotated = current
+        .annotations()
+        .get(unbind::KUBECONFIG_SECRET_ANNOTATION)
+        == Some(&secret);
+    if owned && spec_current && annotated {
+        return Ok(current);
+    }
+    let mut update = current.clone();
+    if !spec_current {
+        update.spec = desired.spec.clone();
+    }
+    update
+        .annotations_mut()
+        .insert(unbind::KUBECONFIG_SECRET_ANNOTATION.to_owned(), secret);
+    if !owned {
+        tracing::info!(crd = %name, "taking over the CRD a former binding of this name left");
+        let mut owners: Vec<_> = current
+            .owner_references()
+            .iter()
+            .filter(|r| unbind::binding_owner(&current).is_none_or(|o| o.uid != r.uid))
+            .cloned()
+            .collect();
+        owners.extend(
+            desired
+                .metadata
+                .owner_references
+                .clone()
+                .unwrap_or_default(),
+        );
+        update.metadata.owner_references = Some(owners);
+    }
+    crds.replace(&name, &PostParams::default(), &update)
+        .await
+        .map_err(|e| {
+            status::bad(
+                "Connected",
+                Severity::Error,
+                "CustomResourceDefinitionUpdateFailed",
+                format!("Updating CustomResourceDefinition {name} failed: {e}"),
+            )
+        })
+}
+
+/// Whether `crd` was materialised for an earlier APIServiceBinding named like `binding` that no
+/// longer exists (unbinding keeps the CRD).
+async fn left_by_former_binding(
+    p: &Provider,
+    crd: &CustomResourceDefinition,
+    binding: &APIServiceBinding,
+) -> bool {
+    let Some(owner) = unbind::binding_owner(crd) else {
+        return false;
+    };
+    if Some(owner.name.as_str()) != binding.metadata.name.as_deref() {
+        return false;
+    }
+    let Ok(all) = Api::<APIServiceBinding>::all(p.shared.consumer.clone())
+        .list(&ListParams::default())
+        .await
+    else {
+        return false;
+    };
+    !all.iter()
+        .any(|b| b.metadata.uid.as_deref() == Some(owner.uid.as_str()))
 }
 
 /// Whether every field of `want` is in `have` with the same value (the server adds defaults).

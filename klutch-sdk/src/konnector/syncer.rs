@@ -836,7 +836,8 @@ async fn execute(
 }
 
 /// Adds or removes our finalizer with a merge patch that carries the resourceVersion, so a
-/// concurrent change of the finalizer list is a conflict rather than a lost update.
+/// concurrent change of the finalizer list is a conflict rather than a lost update. Adding it also
+/// marks the object `klutch.anynines.com/bound: "true"`, in the same write.
 async fn set_finalizer(api: &Api<DynamicObject>, obj: &DynamicObject, present: bool) -> Result<()> {
     let mut finalizers: Vec<String> = obj
         .metadata
@@ -849,7 +850,10 @@ async fn set_finalizer(api: &Api<DynamicObject>, obj: &DynamicObject, present: b
     if present {
         finalizers.push(SYNCER_FINALIZER.to_owned());
     }
-    let patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() } });
+    let mut patch = json!({ "metadata": { "finalizers": finalizers, "resourceVersion": obj.resource_version() } });
+    if present {
+        patch["metadata"]["annotations"] = json!({ BOUND_ANNOTATION: "true" });
+    }
     match api
         .patch(
             &obj.name_any(),

@@ -34,7 +34,8 @@ pub struct Target {
 /// One step for the IO layer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// Add `klutch.anynines.com/syncer` to the consumer object.
+    /// Add `klutch.anynines.com/syncer` and the annotation `klutch.anynines.com/bound: "true"` to
+    /// the consumer object (one write; Klutch marks both copies of a synced object).
     AddFinalizer,
     /// Server-side apply this intent to the provider (field manager `klutch.anynines.com`,
     /// force): creates the copy or reverts drift.
@@ -86,7 +87,7 @@ pub fn plan(
         return Plan::NamespacePending;
     };
     let mut actions = Vec::new();
-    if !has_finalizer(consumer) {
+    if !has_finalizer(consumer) || !is_bound(consumer) {
         actions.push(Action::AddFinalizer);
     }
     let mut intent = provider_intent(
@@ -153,6 +154,8 @@ mod tests {
 
     fn finalized(mut o: DynamicObject) -> DynamicObject {
         o.metadata.finalizers = Some(vec![SYNCER_FINALIZER.into()]);
+        o.metadata.annotations =
+            Some([("klutch.anynines.com/bound".to_string(), "true".to_string())].into());
         o
     }
 
@@ -202,6 +205,17 @@ mod tests {
                 Action::AddFinalizer,
                 Action::ApplyProvider(intent(json!({"plan": "small"})))
             ])
+        );
+    }
+
+    #[test]
+    fn a_synced_object_without_the_bound_annotation_gets_it() {
+        let mut c = finalized(consumer(json!({"plan": "small"})));
+        c.metadata.annotations = None;
+        let p = provider(json!({"plan": "small"}), None, true);
+        assert_eq!(
+            plan(&c, Some(&p), Some(&target())),
+            Plan::Act(vec![Action::AddFinalizer])
         );
     }
 

@@ -136,13 +136,19 @@ impl Crossplane {
             run_dir,
         )?;
         let endpoint = function_endpoint.clone();
+        let progress = Progress::new(&format!("{FUNCTION_NAME} at {endpoint}"));
         super::wait_ready(&mut function, start_timeout, || {
             let endpoint = endpoint.clone();
+            let progress = &progress;
             async move {
-                tokio::net::TcpStream::connect(&endpoint)
+                let result = tokio::net::TcpStream::connect(&endpoint)
                     .await
                     .map(drop)
-                    .map_err(|e| format!("connect {endpoint}: {e}"))
+                    .map_err(|e| format!("connect {endpoint}: {e}"));
+                if let Err(e) = &result {
+                    progress.tick(e);
+                }
+                result
             }
         })
         .await?;

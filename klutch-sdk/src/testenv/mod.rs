@@ -85,6 +85,9 @@ pub struct TestEnv {
     etcd: Mutex<Option<Process>>,
     etcd_url: String,
     etcd_log: PathBuf,
+    /// How etcd was started (program, arguments), to start it again on the same data and ports.
+    etcd_command: (PathBuf, Vec<String>),
+    etcd_timeout: Duration,
     clusters: Vec<TestCluster>,
     dex: Option<Dex>,
     crossplane: Vec<Crossplane>,
@@ -250,15 +253,19 @@ impl TestEnvBuilder {
             etcd: Mutex::new(None),
             etcd_url: String::new(),
             etcd_log: path.join("etcd.log"),
+            etcd_command: (PathBuf::new(), Vec::new()),
+            etcd_timeout: self.start_timeout,
             clusters: Vec::new(),
             dex: None,
             crossplane: Vec::new(),
             janitor,
         };
 
-        let (etcd, etcd_url) = start_etcd(&binaries, &path, self.start_timeout).await?;
+        let (etcd, etcd_url, etcd_command) =
+            start_etcd(&binaries, &path, self.start_timeout).await?;
         *env.etcd.lock().expect("etcd lock") = Some(etcd);
         env.etcd_url = etcd_url.clone();
+        env.etcd_command = etcd_command;
 
         let options = ClusterOptions {
             controller_manager: self.controller_manager,
@@ -401,6 +408,34 @@ impl TestEnv {
         pids
     }
 
+    /// Kills etcd with SIGKILL, as a crash would: every apiserver of the environment loses its
+    /// storage until [`start_etcd`](Self::start_etcd). With
+    /// [`TestCluster::kill_apiserver`] this stages the hard failure of a whole control plane.
+    pub fn kill_etcd(&self) {
+        if let Some(mut process) = self.etcd.lock().expect("etcd lock").take() {
+            process.kill();
+        }
+    }
+
+    /// Starts etcd again after [`kill_etcd`](Self::kill_etcd), on the same data directory and
+    /// ports, and waits until it is healthy. Does nothing while etcd runs.
+    pub async fn start_etcd(&self) -> Result<()> {
+        let running = self
+            .etcd
+            .lock()
+            .expect("etcd lock")
+            .as_mut()
+            .is_some_and(|p| p.exited().is_none());
+        if running {
+            return Ok(());
+        }
+        let (program, args) = &self.etcd_command;
+        let mut process = Process::spawn("etcd", program, args, &self.etcd_log, &self.path)?;
+        wait_etcd(&mut process, &self.etcd_url, self.etcd_timeout).await?;
+        *self.etcd.lock().expect("etcd lock") = Some(process);
+        Ok(())
+    }
+
     /// Keeps the run directory when the environment is dropped (like `KLUTCH_TESTENV_KEEP=1`).
     pub fn keep(&mut self) {
         self.keep = true;
@@ -495,12 +530,13 @@ impl Drop for TestEnv {
     }
 }
 
-/// Starts etcd on free loopback ports and waits for `/health`.
+/// Starts etcd on free loopback ports and waits for `/health`; returns it, its client URL and
+/// the command that started it.
 async fn start_etcd(
     binaries: &Binaries,
     run_dir: &Path,
     timeout: Duration,
-) -> Result<(Process, String)> {
+) -> Result<(Process, String, (PathBuf, Vec<String>))> {
     let program = binaries.etcd()?;
     let log = run_dir.join("etcd.log");
     let mut attempt = 0;
@@ -522,22 +558,7 @@ async fn start_etcd(
             "--log-level=warn".to_owned(),
         ];
         let mut process = Process::spawn("etcd", &program, &args, &log, run_dir)?;
-        let http = http_client(None)?;
-        let health = format!("{url}/health");
-        let ready = wait_ready(&mut process, timeout, || {
-            let req = http.get(&health);
-            async move {
-                let resp = req.send().await.map_err(|e| e.to_string())?;
-                let body = resp.text().await.map_err(|e| e.to_string())?;
-                if body.contains("\"health\":\"true\"") {
-                    Ok(())
-                } else {
-                    Err(body)
-                }
-            }
-        })
-        .await;
-        match ready {
+        match wait_etcd(&mut process, &url, timeout).await {
             Err(Error::Exited { tail, .. })
                 if attempt < 4 && tail.contains("address already in use") =>
             {
@@ -545,10 +566,29 @@ async fn start_etcd(
             }
             other => {
                 other?;
-                return Ok((process, url));
+                return Ok((process, url, (program, args)));
             }
         }
     }
+}
+
+/// Waits until the etcd at `url` reports itself healthy.
+async fn wait_etcd(process: &mut Process, url: &str, timeout: Duration) -> Result<()> {
+    let http = http_client(None)?;
+    let health = format!("{url}/health");
+    wait_ready(process, timeout, || {
+        let req = http.get(&health);
+        async move {
+            let resp = req.send().await.map_err(|e| e.to_string())?;
+            let body = resp.text().await.map_err(|e| e.to_string())?;
+            if body.contains("\"health\":\"true\"") {
+                Ok(())
+            } else {
+                Err(body)
+            }
+        }
+    })
+    .await
 }
 
 /// Polls `probe` every 100 ms until it returns `Some`, for at most `timeout`: the wait for
