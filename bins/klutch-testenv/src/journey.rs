@@ -179,6 +179,10 @@ pub struct JourneyConfig {
     /// What answers for PostgreSQL behind provider-anynines. Default: a fake, like every other
     /// data service.
     pub postgresql: PostgresqlBroker,
+    /// Run the konnector engine for the app cluster in this process (default). `false` only
+    /// installs its CRD and leaves running a konnector to the caller (the `journey_claims`
+    /// benchmark starts the binary, to measure its memory apart).
+    pub konnector: bool,
 }
 
 /// What answers for the PostgreSQL data service behind provider-anynines
@@ -219,6 +223,7 @@ impl Default for JourneyConfig {
             echo_bind: false,
             unoffered_plans: Vec::new(),
             postgresql: PostgresqlBroker::Fake,
+            konnector: true,
         }
     }
 }
@@ -354,6 +359,7 @@ pub struct Journey {
     bound: Mutex<Vec<String>>,
     login_urls: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     echo_bind: bool,
+    konnector: bool,
 }
 
 impl std::fmt::Debug for Journey {
@@ -485,6 +491,7 @@ impl Journey {
             bound: Mutex::new(Vec::new()),
             login_urls: config.login_urls.clone(),
             echo_bind: config.echo_bind,
+            konnector: config.konnector,
         };
         journey.start_provider().await?;
         journey.start_backend(port, &callback).await?;
@@ -583,8 +590,10 @@ impl Journey {
             .install_crd()
             .await
             .map_err(part("install the konnector's CRD"))?;
-        self.tasks
-            .push(tokio::spawn(konnector.run(std::future::pending())));
+        if self.konnector {
+            self.tasks
+                .push(tokio::spawn(konnector.run(std::future::pending())));
+        }
         Ok(())
     }
 
