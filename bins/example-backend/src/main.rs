@@ -87,7 +87,10 @@ async fn run(cli: Cli) -> Result<(), Error> {
         },
         OidcOptions {
             // empty (e.g. an unset ConfigMap entry of the release bundle): no device flow
-            device_client_id: cli.oidc_device_client_id.clone().filter(|id| !id.is_empty()),
+            device_client_id: cli
+                .oidc_device_client_id
+                .clone()
+                .filter(|id| !id.is_empty()),
             id_token_algs: cli.oidc_id_token_algs.clone(),
             ..OidcOptions::default()
         },
