@@ -57,9 +57,9 @@ fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a str> {
         .as_str()
 }
 
-/// Builds the placeholder controller image and both packages and pushes them.
-fn push_packages(registry: &Registry, binaries: &Binaries) -> Vec<BuiltImage> {
-    let work_dir = tempfile::tempdir().unwrap().keep();
+/// Builds the placeholder controller image and both packages in `work_dir` and pushes them.
+fn push_packages(registry: &Registry, binaries: &Binaries, work_dir: &Path) -> Vec<BuiltImage> {
+    let work_dir = work_dir.to_owned();
     let bin_dir = work_dir.join("bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
     let controller = images::find("provider-anynines-controller").unwrap();
@@ -163,7 +163,8 @@ async fn crd_established(env: &TestEnv, crds: &Api<CustomResourceDefinition>, na
 async fn core_installs_the_packages_from_a_registry_and_a_claim_reconciles_through_them() {
     let registry = Registry::start().await.unwrap();
     let binaries = Binaries::find().unwrap();
-    let packages = push_packages(&registry, &binaries);
+    let work_dir = tempfile::tempdir().unwrap();
+    let packages = push_packages(&registry, &binaries, work_dir.path());
     let package = |name: &str| packages.iter().find(|p| p.name == name).unwrap();
     let (provider_pkg, configuration_pkg) =
         (package(PROVIDER_PACKAGE), package(CONFIGURATION_PACKAGE));
