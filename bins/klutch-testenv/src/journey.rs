@@ -91,9 +91,10 @@ const CLIENT_ID: &str = "klutch-backend";
 const CLIENT_SECRET: &str = "klutch-demo-secret";
 /// Where ProviderConfig credentials and the export templates live on the control plane.
 const SYSTEM_NAMESPACE: &str = klutch_sdk::testenv::CROSSPLANE_NAMESPACE;
-/// The basic-auth user and password of every fake broker and Backup Manager.
-const FAKE_USER: &str = "admin";
-const FAKE_PASSWORD: &str = "secret";
+/// The basic-auth user of every fake broker and Backup Manager.
+pub const FAKE_USER: &str = "admin";
+/// The fake brokers' basic-auth password.
+pub const FAKE_PASSWORD: &str = "secret";
 
 /// What can go wrong while starting or driving the journey.
 #[derive(Debug, thiserror::Error)]
@@ -849,8 +850,9 @@ async fn install_package(cp: &kube::Client, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
-/// The Secret every ProviderConfig reads (`crossplane-system/fake-credentials`).
-async fn credentials_secret(cp: &kube::Client) -> Result<()> {
+/// The Secret every ProviderConfig reads (`crossplane-system/fake-credentials`), with the fake
+/// brokers' basic-auth user and password.
+pub async fn credentials_secret(cp: &kube::Client) -> Result<()> {
     let secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": { "name": "fake-credentials", "namespace": SYSTEM_NAMESPACE },
@@ -868,7 +870,9 @@ async fn credentials_secret(cp: &kube::Client) -> Result<()> {
     Ok(())
 }
 
-async fn provider_config(
+/// A cluster-scoped `ProviderConfig` `name` for the broker or Backup Manager at `url`, reading
+/// [`credentials_secret`].
+pub async fn provider_config(
     cp: &kube::Client,
     name: &str,
     url: &str,

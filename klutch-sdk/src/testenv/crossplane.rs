@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
@@ -32,8 +32,8 @@ const MANAGER: &str = "klutch-testenv";
 
 /// Crossplane running on one cluster of a [`TestEnv`](super::TestEnv).
 ///
-/// There is no kubelet, container runtime or OCI registry in a test environment, so nothing is
-/// installed through Crossplane's package manager:
+/// There is no kubelet or container runtime in a test environment, so the harness sets core up
+/// without its package manager:
 ///
 /// - Crossplane's core CRDs (`$KLUTCH_TESTBIN_DIR/crossplane-crds/`) are applied server-side and
 ///   namespace `crossplane-system` is created (what `crossplane core init` would do);
@@ -46,6 +46,12 @@ const MANAGER: &str = "klutch-testenv";
 ///
 /// Managed-resource controllers (providers) are not part of this: a test runs its provider's
 /// engine against the cluster itself.
+///
+/// Core's package manager does work against a local OCI registry ([`Registry`](super::Registry)):
+/// start with [`TestEnvBuilder::crossplane_ca_bundle`](super::TestEnvBuilder::crossplane_ca_bundle)
+/// and a `Provider` or `Configuration` naming a package there becomes Installed and Healthy, its
+/// CRDs, XRDs and Compositions applied by core. With `--package-runtime=External` nothing of the
+/// provider's runtime image runs: the test still runs the provider's engine itself.
 ///
 /// Start it with
 /// [`TestEnvBuilder::crossplane`](super::TestEnvBuilder::crossplane) and reach it with
@@ -91,6 +97,7 @@ impl Crossplane {
         binaries: &Binaries,
         run_dir: &Path,
         start_timeout: Duration,
+        extra_core_args: &[String],
     ) -> Result<Crossplane> {
         let started = Instant::now();
         let core_program = binaries.crossplane_core()?;
@@ -154,7 +161,7 @@ impl Crossplane {
         .await?;
         register_function(&kube, &function_endpoint).await?;
 
-        let core_args = vec![
+        let mut core_args = vec![
             "core".into(),
             "start".into(),
             "--enable-webhooks=false".into(),
@@ -168,6 +175,7 @@ impl Crossplane {
             "--poll-interval=10s".into(),
             "--debug".into(),
         ];
+        core_args.extend(extra_core_args.iter().cloned());
         let crossplane = Crossplane {
             cluster: cluster.name().to_owned(),
             dir,
@@ -252,6 +260,51 @@ impl Crossplane {
     pub async fn restart_core(&self) -> Result<()> {
         self.stop_core().await;
         self.start_core().await
+    }
+
+    /// Creates the TLS Secrets core expects for a `Provider` named `provider` when its runtime
+    /// is external: `<provider>-tls-server` and `<provider>-tls-client` in
+    /// [`CROSSPLANE_NAMESPACE`], each with `tls.crt`, `tls.key` and `ca.crt` from a fresh CA.
+    ///
+    /// With `--package-runtime=Deployment` core's runtime hook creates them; with `External`
+    /// nobody does, and the `ProviderRevision` stays unhealthy with "cannot establish control
+    /// of object: cannot get webhook tls secret". Call it before or after applying the
+    /// `Provider`; core retries.
+    pub async fn provider_tls_secrets(&self, client: &kube::Client, provider: &str) -> Result<()> {
+        let ca = Ca::new(&format!("klutch-testenv {provider} CA"))?;
+        let server = ca.issue_server(provider)?;
+        let client_leaf = ca.issue_client(provider, &[])?;
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), CROSSPLANE_NAMESPACE);
+        for (suffix, leaf) in [("tls-server", &server), ("tls-client", &client_leaf)] {
+            let name = format!("{provider}-{suffix}");
+            let secret: Secret = serde_json::from_value(json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": { "name": name, "namespace": CROSSPLANE_NAMESPACE },
+                "type": "Opaque",
+                "stringData": {
+                    "tls.crt": leaf.cert_pem,
+                    "tls.key": leaf.key_pem,
+                    "ca.crt": ca.cert_pem(),
+                },
+            }))
+            .map_err(|source| Error::Json {
+                what: format!("Secret {name}"),
+                source,
+            })?;
+            secrets
+                .patch(
+                    &name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&secret),
+                )
+                .await
+                .map_err(|source| Error::Api {
+                    what: format!("apply Secret {CROSSPLANE_NAMESPACE}/{name}"),
+                    source,
+                })?;
+        }
+        Ok(())
     }
 
     /// Whether core is running.

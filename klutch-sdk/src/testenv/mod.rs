@@ -120,6 +120,7 @@ pub struct TestEnvBuilder {
     start_timeout: Duration,
     compaction_interval: Option<Duration>,
     extra_apiserver_args: Vec<String>,
+    extra_crossplane_args: Vec<String>,
 }
 
 impl Default for TestEnvBuilder {
@@ -134,6 +135,7 @@ impl Default for TestEnvBuilder {
             start_timeout: Duration::from_secs(90),
             compaction_interval: None,
             extra_apiserver_args: Vec::new(),
+            extra_crossplane_args: Vec::new(),
         }
     }
 }
@@ -173,6 +175,36 @@ impl TestEnvBuilder {
     /// needs `testbins/build.sh crossplane crossplane-core crossplane-fpt`.
     pub fn crossplane(mut self, name: &str) -> Self {
         self.crossplane.push(name.to_owned());
+        self
+    }
+
+    /// Lets Crossplane core trust this CA (PEM) when it pulls packages
+    /// (`--ca-bundle-path`), e.g. [`Registry::ca_file`] of a local registry: with it a
+    /// `Provider` or `Configuration` whose `spec.package` names an image there is installed by
+    /// core's package manager. Shorthand for
+    /// [`crossplane_core_arg`](Self::crossplane_core_arg).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> klutch_sdk::testenv::Result<()> {
+    /// use klutch_sdk::testenv::{Registry, TestEnv};
+    /// let registry = Registry::start().await?;
+    /// let env = TestEnv::builder()
+    ///     .cluster("control-plane")
+    ///     .crossplane("control-plane")
+    ///     .crossplane_ca_bundle(registry.ca_file())
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn crossplane_ca_bundle(self, pem_file: &Path) -> Self {
+        self.crossplane_core_arg(format!("--ca-bundle-path={}", pem_file.display()))
+    }
+
+    /// Passes an extra flag to every Crossplane core started with
+    /// [`crossplane`](Self::crossplane), after the harness's own, e.g.
+    /// `--registry=127.0.0.1:5000` (the default registry of package references without one).
+    pub fn crossplane_core_arg(mut self, arg: impl Into<String>) -> Self {
+        self.extra_crossplane_args.push(arg.into());
         self
     }
 
@@ -298,8 +330,14 @@ impl TestEnvBuilder {
         }
         for name in &self.crossplane {
             let cluster = env.cluster(name).expect("checked above");
-            let crossplane =
-                Crossplane::start(cluster, &binaries, &path, self.start_timeout).await?;
+            let crossplane = Crossplane::start(
+                cluster,
+                &binaries,
+                &path,
+                self.start_timeout,
+                &self.extra_crossplane_args,
+            )
+            .await?;
             env.crossplane.push(crossplane);
         }
         tracing::info!(dir = %path.display(), clusters = ?names, "test environment ready");
