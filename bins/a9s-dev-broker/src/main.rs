@@ -44,7 +44,7 @@ struct Cli {
     #[arg(long, env = "A9S_DEV_BROKER_PUBLIC_PORT")]
     public_port: Option<u16>,
     /// Directory holding pg_dump and pg_restore (default: the highest
-    /// /usr/lib/postgresql/<version>/bin, else PATH).
+    /// `/usr/lib/postgresql/<version>/bin`, else PATH).
     #[arg(long, env = "A9S_DEV_BROKER_PG_BIN_DIR")]
     pg_bin_dir: Option<PathBuf>,
     /// Database on the server that holds the broker's state (instances, bindings, backups).
@@ -54,7 +54,7 @@ struct Cli {
         default_value = "a9s_dev_broker"
     )]
     state_database: String,
-    /// Prefix of the databases and roles the broker creates ([a-z][a-z0-9_]{0,15}).
+    /// Prefix of the databases and roles the broker creates (`[a-z][a-z0-9_]{0,15}`).
     #[arg(long, env = "A9S_DEV_BROKER_NAME_PREFIX", default_value = "a9s")]
     name_prefix: String,
     /// Seconds to wait before a provision does its work (to watch the asynchronous flow).
